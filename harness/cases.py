@@ -1,0 +1,158 @@
+"""The case catalogue: language-neutral JSON descriptions both sides build from.
+
+A *model case* (cases/models/*.json) describes a module tree (docs/protocol.md "Case
+specs"), its dtype, seed, an input shape and how many training steps make its state
+non-trivial. An *optimizer case* (cases/optimizers/*.json) names a model case and adds an
+optimizer spec with param groups, the number of steps and parameters that never get a
+gradient (``no_grad``: PyTorch then creates no state for them).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+
+
+class CaseError(ValueError):
+    """A case file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    name: str
+    model: Mapping[str, Any]
+    dtype: str = "float32"
+    seed: int = 0
+    input_shape: tuple[int, ...] = ()
+    train_steps: int = 1
+    features: tuple[str, ...] = ()
+    description: str = ""
+    source: str = ""
+
+    kind = "model"
+
+
+@dataclass(frozen=True)
+class OptimizerCase:
+    name: str
+    model_case: ModelCase
+    optimizer: Mapping[str, Any]
+    steps: int = 2
+    no_grad: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    description: str = ""
+    source: str = ""
+
+    kind = "optimizer"
+
+    @property
+    def optimizer_type(self) -> str:
+        return str(self.optimizer["type"])
+
+
+Case = ModelCase | OptimizerCase
+
+
+@dataclass
+class Catalogue:
+    models: dict[str, ModelCase] = field(default_factory=dict)
+    optimizers: dict[str, OptimizerCase] = field(default_factory=dict)
+
+    def all(self) -> list[Case]:
+        return [*self.models.values(), *self.optimizers.values()]
+
+    def select(self, names: Iterable[str] | None = None,
+               features: Iterable[str] | None = None) -> list[Case]:
+        wanted = set(names or [])
+        feats = set(features or [])
+        out: list[Case] = []
+        for case in self.all():
+            if wanted and case.name not in wanted:
+                continue
+            if feats and not feats & set(case.features):
+                continue
+            out.append(case)
+        return out
+
+
+def _require(data: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise CaseError(f"{where}: missing field {key!r}")
+    value = data[key]
+    if not isinstance(value, typ):
+        raise CaseError(f"{where}: field {key!r} must be {typ}, got {type(value).__name__}")
+    return value
+
+
+def parse_model_case(data: Mapping[str, Any], where: str = "<model case>") -> ModelCase:
+    return ModelCase(
+        name=_require(data, "name", str, where),
+        model=_require(data, "model", dict, where),
+        dtype=data.get("dtype", "float32"),
+        seed=int(data.get("seed", 0)),
+        input_shape=tuple(_require(data, "input_shape", list, where)),
+        train_steps=int(data.get("train_steps", 1)),
+        features=tuple(data.get("features", ())),
+        description=str(data.get("description", "")),
+        source=where,
+    )
+
+
+def parse_optimizer_case(data: Mapping[str, Any], models: Mapping[str, ModelCase],
+                         where: str = "<optimizer case>") -> OptimizerCase:
+    model_ref = data.get("model")
+    if isinstance(model_ref, str):
+        if model_ref not in models:
+            raise CaseError(f"{where}: field 'model' names unknown model case {model_ref!r}")
+        model_case = models[model_ref]
+    elif isinstance(model_ref, dict):
+        model_case = parse_model_case(model_ref, where + " (inline model)")
+    else:
+        raise CaseError(f"{where}: field 'model' must name a model case or hold one")
+    opt = _require(data, "optimizer", dict, where)
+    _require(opt, "type", str, where + " optimizer")
+    groups = _require(opt, "groups", list, where + " optimizer")
+    for i, group in enumerate(groups):
+        params = _require(group, "params", list, f"{where} optimizer group {i}")
+        for p in params:
+            if not isinstance(p, str):
+                raise CaseError(f"{where} optimizer group {i}: params must be names, got {p!r}")
+    return OptimizerCase(
+        name=_require(data, "name", str, where),
+        model_case=model_case,
+        optimizer=opt,
+        steps=int(data.get("steps", 2)),
+        no_grad=tuple(data.get("no_grad", ())),
+        features=tuple(data.get("features", ())),
+        description=str(data.get("description", "")),
+        source=where,
+    )
+
+
+def _read_json(path: Path) -> Mapping[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CaseError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise CaseError(f"{path}: a case file holds one JSON object")
+    return data
+
+
+def load_catalogue(root: Path = CASES_DIR) -> Catalogue:
+    cat = Catalogue()
+    for path in sorted((root / "models").glob("*.json")):
+        case = parse_model_case(_read_json(path), str(path))
+        if case.name in cat.models:
+            raise CaseError(f"{path}: duplicate model case name {case.name!r}")
+        cat.models[case.name] = case
+    for path in sorted((root / "optimizers").glob("*.json")):
+        ocase = parse_optimizer_case(_read_json(path), cat.models, str(path))
+        if ocase.name in cat.optimizers or ocase.name in cat.models:
+            raise CaseError(f"{path}: duplicate case name {ocase.name!r}")
+        cat.optimizers[ocase.name] = ocase
+    return cat

@@ -1,0 +1,318 @@
+"""The conformance cells: case x check x PyTorch x TorchSharp x device x codec.
+
+Checks (each runs real TorchSharp through its driver):
+
+``py2ts``     PyTorch makes state (trains / steps on fixed gradients), the codec under
+              test writes it, TorchSharp loads it; TorchSharp's digests of everything it
+              holds equal PyTorch's (module tensors by bytes; optimizer options and
+              state by the oracle, harness/oracle.py).
+``py2ts2py``  ... then TorchSharp saves, the codec reads back: every tensor's bytes equal
+              the original. Whole-file byte identity is recorded as a separate fact
+              (TorchSharp lists parameters before buffers, so it may legitimately differ).
+``ts2py``     TorchSharp builds and trains, saves; the codec reads; digests equal
+              TorchSharp's, and PyTorch's model/optimizer accept the state.
+
+A check raises :class:`CheckFailed` / :class:`CheckSkipped`; everything else that can go
+wrong is classified in :meth:`CellRunner.run` (worker crash/timeout -> error + restart).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import torch_build
+from harness.cases import Case, OptimizerCase
+from harness.codecs import CodecFailure
+from harness.digest import TensorDigest
+from harness.drivers.base import Digest, Driver, OptimizerDigest, Value, model_case_of
+from harness.drivers.protocol import (
+    WorkerCrash,
+    WorkerError,
+    WorkerParseError,
+    WorkerRuntimeError,
+    WorkerSkipped,
+    WorkerTimeout,
+)
+from harness.drivers.pytorch import PyTorchDriver
+from harness.outcomes import CellResult, ExpectedFailures
+
+CHECKS = ("py2ts", "py2ts2py", "ts2py")
+DEVICES = ("cpu", "cuda")
+TS_TRAIN_SEED_OFFSET = 1000
+
+
+class CheckFailed(Exception):
+    def __init__(self, reason: str, details: Mapping[str, Any] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.details = dict(details or {})
+
+
+class CheckSkipped(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Cell:
+    case: Case
+    check: str
+    pytorch: str
+    torchsharp: str
+    device: str
+    codec: str
+
+    @property
+    def id(self) -> str:
+        return "::".join((self.case.name, self.check, f"pt{self.pytorch}", f"ts{self.torchsharp}",
+                          self.device, self.codec))
+
+
+def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], codec: str,
+               checks: Iterable[str] = CHECKS, devices: Iterable[str] = DEVICES) -> list[Cell]:
+    return [Cell(case, check, pytorch, ts, device, codec)
+            for case in cases for check in checks for ts in torchsharp for device in devices]
+
+
+# --- comparisons -------------------------------------------------------------------------
+def compare_modules(expected: Mapping[str, TensorDigest], actual: Mapping[str, TensorDigest],
+                    exp_name: str, act_name: str) -> list[str]:
+    problems: list[str] = []
+    missing = [k for k in expected if k not in actual]
+    extra = [k for k in actual if k not in expected]
+    if missing:
+        problems.append(f"{act_name} lacks key(s) {missing}")
+    if extra:
+        problems.append(f"{act_name} has unexpected key(s) {extra}")
+    for key, e in expected.items():
+        a = actual.get(key)
+        if a is None or a == e:
+            continue
+        if a.dtype != e.dtype:
+            problems.append(f"{key!r}: dtype {exp_name} {e.dtype}, {act_name} {a.dtype}")
+        elif a.shape != e.shape:
+            problems.append(f"{key!r}: shape {exp_name} {list(e.shape)}, {act_name} {list(a.shape)}")
+        else:
+            problems.append(f"{key!r}: bytes differ ({exp_name} sha256 {e.sha256[:12]}, {act_name} {a.sha256[:12]})")
+    return problems
+
+
+def _fmt(v: Value) -> str:
+    return str(v) if v is not None else "absent"
+
+
+def _compare_fields(where: str, expected: Mapping[str, Value], actual: Mapping[str, Value],
+                    act_name: str) -> list[str]:
+    problems = []
+    for k in expected.keys() | actual.keys():
+        if k not in actual:
+            problems.append(f"{where}.{k}: {act_name} does not report it")
+        elif k not in expected:
+            problems.append(f"{where}.{k}: {act_name} reports an unexpected field")
+        elif expected[k] != actual[k]:
+            problems.append(f"{where}.{k}: expected {_fmt(expected[k])}, {act_name} {_fmt(actual[k])}")
+    return sorted(problems)
+
+
+def compare_optimizers(expected: OptimizerDigest | None, actual: OptimizerDigest | None, act_name: str) -> list[str]:
+    if expected is None or actual is None:
+        return [] if expected is actual else [f"optimizer: expected {expected}, {act_name} {actual}"]
+    problems = []
+    if expected.class_name != actual.class_name:
+        problems.append(f"optimizer class: expected {expected.class_name}, {act_name} {actual.class_name}")
+    if len(expected.groups) != len(actual.groups):
+        problems.append(f"param groups: expected {len(expected.groups)}, {act_name} {len(actual.groups)}")
+    if len(expected.states) != len(actual.states):
+        problems.append(f"parameter states: expected {len(expected.states)}, {act_name} {len(actual.states)}")
+    for i, (e, a) in enumerate(zip(expected.groups, actual.groups)):
+        problems += _compare_fields(f"group[{i}]", e, a, act_name)
+    for i, (e, a) in enumerate(zip(expected.states, actual.states)):
+        problems += _compare_fields(f"state[{i}]", e, a, act_name)
+    return problems
+
+
+def _fail_if(problems: list[str], what: str, details: dict[str, Any]) -> None:
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; ... {len(problems) - 6} more" if len(problems) > 6 else "")
+        details["mismatches"] = problems
+        raise CheckFailed(f"{what}: {shown}", details)
+
+
+# --- the checks --------------------------------------------------------------------------
+class CellRunner:
+    """Runs cells against one PyTorch driver and one TorchSharp driver per version."""
+
+    def __init__(self, pytorch: PyTorchDriver, torchsharp: Mapping[str, Driver | Exception],
+                 workdir: Path, expected: ExpectedFailures | None = None, keep_passing: bool = False):
+        self.py = pytorch
+        self.ts = dict(torchsharp)
+        self.workdir = workdir
+        self.expected = expected or ExpectedFailures()
+        self.keep_passing = keep_passing
+
+    # Make PyTorch-side state: train a model case, step an optimizer case on fixed grads.
+    def _make_python_state(self, case: Case, device: str) -> None:
+        self.py.build(case, device)
+        mc = model_case_of(case)
+        if isinstance(case, OptimizerCase):
+            assert self.py.model is not None  # build() just set it
+            for step in range(case.steps):
+                grads = torch_build.make_gradients(self.py.model, mc.seed, step, skip=case.no_grad)
+                self.py.step(grads)
+        else:
+            self.py.train(mc.train_steps, mc.seed, mc.input_shape)
+
+    def _py_to_ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> Digest:
+        case = cell.case
+        is_opt = isinstance(case, OptimizerCase)
+        self._make_python_state(case, cell.device)
+        self.py.save_module(d / "py_module.dat")
+        if is_opt:
+            self.py.save_optimizer(d / "py_optimizer.dat")
+        expected = self.py.digest()
+        ts.build(case, cell.device)
+        ts.load_module(d / "py_module.dat")
+        if is_opt:
+            ts.load_optimizer(d / "py_optimizer.dat")
+        got = ts.digest()
+        details["tensors"] = len(expected.module)
+        details["torchsharp_order_matches"] = list(expected.module) == list(got.module)
+        problems = compare_modules(expected.module, got.module, "PyTorch", "TorchSharp")
+        problems += compare_optimizers(expected.optimizer, got.optimizer, "TorchSharp")
+        _fail_if(problems, "TorchSharp holds other state than PyTorch exported", details)
+        return expected
+
+    def check_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        self._py_to_ts(cell, ts, d, details)
+
+    def check_py2ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        expected = self._py_to_ts(cell, ts, d, details)
+        is_opt = isinstance(cell.case, OptimizerCase)
+        ts.save_module(d / "ts_module.dat")
+        with open(d / "ts_module.dat", "rb") as f:
+            back = self.py.codec.load_state_dict(f)
+        details["module_file_identical"] = (d / "py_module.dat").read_bytes() == (d / "ts_module.dat").read_bytes()
+        problems = compare_modules(expected.module, {k: TensorDigest.of(v) for k, v in back.items()},
+                                   "original", "read back")
+        if is_opt:
+            ts.save_optimizer(d / "ts_optimizer.dat")
+            details["optimizer_file_identical"] = (
+                (d / "py_optimizer.dat").read_bytes() == (d / "ts_optimizer.dat").read_bytes())
+        _fail_if(problems, "state read back from TorchSharp's file differs from the original", details)
+        if is_opt:
+            if not self.py.capabilities.can_read_optimizer:
+                raise CheckSkipped(f"module state round-tripped; codec {self.py.codec.name!r} cannot read "
+                                   "optimizer files, so the optimizer half is not checked")
+            self.py.build(cell.case, cell.device)
+            self.py.load_optimizer(d / "ts_optimizer.dat")
+            back_opt = self.py.digest().optimizer
+            _fail_if(compare_optimizers(expected.optimizer, back_opt, "read back"),
+                     "optimizer state read back from TorchSharp's file differs from the original", details)
+
+    def check_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        case = cell.case
+        is_opt = isinstance(case, OptimizerCase)
+        mc = model_case_of(case)
+        ts.build(case, cell.device)
+        ts.train(case.steps if isinstance(case, OptimizerCase) else mc.train_steps,
+                 mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape)
+        ts.save_module(d / "ts_module.dat")
+        if is_opt:
+            ts.save_optimizer(d / "ts_optimizer.dat")
+        got = ts.digest()
+        with open(d / "ts_module.dat", "rb") as f:
+            back = self.py.codec.load_state_dict(f)
+        problems = compare_modules(got.module, {k: TensorDigest.of(v) for k, v in back.items()},
+                                   "TorchSharp", "codec")
+        _fail_if(problems, "the codec read other state than TorchSharp holds", details)
+        self.py.build(case, cell.device)
+        try:
+            self.py.load_module(d / "ts_module.dat")
+        except RuntimeError as exc:
+            if isinstance(exc, CodecFailure):
+                raise
+            raise CheckFailed(f"PyTorch's load_state_dict refused TorchSharp's state: {exc}", details) from exc
+        _fail_if(compare_modules(got.module, self.py.digest().module, "TorchSharp", "PyTorch model"),
+                 "PyTorch's model holds other state after loading", details)
+        if is_opt:
+            if not self.py.capabilities.can_read_optimizer:
+                raise CheckSkipped(f"module state checked; codec {self.py.codec.name!r} cannot read "
+                                   "optimizer files, so the optimizer half is not checked")
+            self.py.load_optimizer(d / "ts_optimizer.dat")
+            _fail_if(compare_optimizers(got.optimizer, self.py.digest().optimizer, "PyTorch"),
+                     "PyTorch's optimizer holds other state than TorchSharp saved", details)
+
+    # --- classification ------------------------------------------------------------
+    def _cell_dir(self, cell: Cell) -> Path:
+        d = self.workdir / re.sub(r"[^A-Za-z0-9_.-]+", "_", cell.id)
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        return d
+
+    def run(self, cell: Cell) -> CellResult:
+        result = CellResult(id=cell.id, case=cell.case.name, check=cell.check, pytorch=cell.pytorch,
+                            torchsharp=cell.torchsharp, device=cell.device, codec=cell.codec,
+                            outcome="pass", features=list(cell.case.features))
+        start = time.monotonic()
+        d: Path | None = None
+        ts = self.ts.get(cell.torchsharp)
+        try:
+            if ts is None or isinstance(ts, Exception):
+                raise CheckSkipped(f"unavailable: TorchSharp {cell.torchsharp}: {ts}")
+            for drv in (self.py, ts):
+                if cell.device not in drv.capabilities.devices:
+                    raise CheckSkipped(f"device {cell.device!r} not available to {drv.capabilities.name} "
+                                       f"{drv.capabilities.version} here (no CUDA device, and no CUDA build "
+                                       "of TorchSharp is served)")
+            if isinstance(cell.case, OptimizerCase) and cell.case.optimizer_type not in ts.capabilities.optimizers:
+                raise CheckSkipped(f"the TorchSharp worker cannot build optimizer {cell.case.optimizer_type}")
+            d = self._cell_dir(cell)
+            check: Callable[[Cell, Driver, Path, dict[str, Any]], None] = getattr(self, "check_" + cell.check)
+            check(cell, ts, d, result.details)
+        except CheckFailed as exc:
+            result.outcome, result.reason = "fail", exc.reason
+            result.details.update(exc.details)
+        except CheckSkipped as exc:
+            result.outcome, result.reason = "skip", str(exc)
+        except WorkerSkipped as exc:
+            result.outcome, result.reason = "skip", f"TorchSharp declined: {exc}"
+        except WorkerRuntimeError as exc:
+            result.outcome, result.reason = "fail", f"TorchSharp threw in {exc}"
+            result.details["stack"] = exc.stack[-2000:]
+        except CodecFailure as exc:
+            result.outcome, result.reason = "fail", str(exc)
+            result.details["traceback"] = traceback.format_exc()[-3000:]
+        except (WorkerTimeout, WorkerCrash, WorkerParseError) as exc:
+            result.outcome = "error"
+            result.reason = f"{exc.kind}: {str(exc)[:1500]}"
+            result.details["worker"] = exc.kind
+            self._restart(cell.torchsharp)
+        except WorkerError as exc:  # pragma: no cover - every subclass is handled above
+            result.outcome, result.reason = "error", f"{exc.kind}: {exc}"
+        except Exception as exc:  # the harness itself broke: never hide it as a pass
+            result.outcome, result.reason = "error", f"harness error: {type(exc).__name__}: {exc}"
+            result.details["traceback"] = traceback.format_exc()[-3000:]
+        result.duration_s = round(time.monotonic() - start, 3)
+        result = self.expected.apply(result)
+        if d is not None:
+            if result.outcome == "pass" and not self.keep_passing:
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                result.evidence = str(d)
+        return result
+
+    def _restart(self, version: str) -> None:
+        ts = self.ts.get(version)
+        restart = getattr(ts, "ensure_alive", None)
+        if restart is None:
+            return
+        try:
+            restart()
+        except Exception as exc:  # a worker that cannot come back: its later cells are unavailable
+            self.ts[version] = exc

@@ -1,0 +1,105 @@
+"""The driver interface every implementation (TorchSharp worker, PyTorch) is run through.
+
+Modelled on Arrow's archery testers: one class per implementation, capability flags that
+say what it can do, and cells that only talk to this interface, so a PyTorch in another
+environment (a worker process) or another TorchSharp version slots in without touching
+the cells.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.cases import Case, ModelCase, OptimizerCase
+from harness.digest import TensorDigest
+
+# An optimizer's state as TorchSharp holds it, in FORMAT.md's field names:
+# f64 values as 16-hex-digit bit strings, ints, bools, tensors as TensorDigest or None.
+Value = str | int | bool | TensorDigest | None
+
+
+@dataclass
+class OptimizerDigest:
+    class_name: str
+    groups: list[dict[str, Value]]
+    states: list[dict[str, Value]]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OptimizerDigest:
+        def conv(d: Mapping[str, Any]) -> dict[str, Value]:
+            return {k: TensorDigest.from_json(v) if isinstance(v, dict) else v for k, v in d.items()}
+        return cls(str(data["class"]), [conv(g) for g in data["groups"]], [conv(s) for s in data["states"]])
+
+    def to_json(self) -> dict[str, Any]:
+        def conv(d: Mapping[str, Value]) -> dict[str, Any]:
+            return {k: v.to_json() if isinstance(v, TensorDigest) else v for k, v in d.items()}
+        return {"class": self.class_name, "groups": [conv(g) for g in self.groups],
+                "states": [conv(s) for s in self.states]}
+
+
+@dataclass
+class Digest:
+    """Everything an implementation holds, as digests: module state in its own order."""
+
+    module: dict[str, TensorDigest]
+    optimizer: OptimizerDigest | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    name: str                     # "TorchSharp", "PyTorch"
+    version: str                  # "0.107.0", "1.13.1"
+    devices: frozenset[str] = frozenset({"cpu"})
+    optimizers: frozenset[str] = frozenset()
+    modules: frozenset[str] = frozenset()
+    can_read_optimizer: bool = True   # PyTorch side: the codec under test reads optimizer files
+    provenance: Mapping[str, str] = field(default_factory=dict)
+
+
+class Driver(ABC):
+    """One implementation, holding at most one model and one optimizer at a time."""
+
+    capabilities: Capabilities
+
+    @abstractmethod
+    def build(self, case: Case, device: str) -> None:
+        """Build the case's model (and optimizer, for an optimizer case), seeded."""
+
+    @abstractmethod
+    def load_module(self, path: Path, strict: bool = True) -> None: ...
+
+    @abstractmethod
+    def save_module(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def load_optimizer(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def save_optimizer(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def step(self, grads: Mapping[str, torch.Tensor]) -> None:
+        """Set these gradients (parameters not named get none) and take one optimizer step."""
+
+    @abstractmethod
+    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
+        """Train-mode steps on the implementation's own random input and backward pass."""
+
+    @abstractmethod
+    def digest(self) -> Digest: ...
+
+    def close(self) -> None:
+        """Release the implementation (stop a worker process)."""
+
+
+def is_optimizer_case(case: Case) -> bool:
+    return isinstance(case, OptimizerCase)
+
+
+def model_case_of(case: Case) -> ModelCase:
+    return case.model_case if isinstance(case, OptimizerCase) else case

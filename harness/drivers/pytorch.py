@@ -1,0 +1,83 @@
+"""In-process driver for the host's PyTorch, reading and writing through the codec under test.
+
+The same interface as the TorchSharp worker's driver; another PyTorch (another version,
+in its own environment) would run as a worker process behind this interface instead.
+"""
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy
+import torch
+
+from harness import torch_build
+from harness.cases import Case, OptimizerCase
+from harness.codecs import CodecUnderTest
+from harness.digest import module_digest
+from harness.drivers.base import Capabilities, Digest, Driver, model_case_of
+from harness.oracle import expected_digest
+
+
+class PyTorchDriver(Driver):
+    def __init__(self, codec: CodecUnderTest):
+        self.codec = codec
+        self.model: torch.nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        version = torch.__version__.split("+")[0]
+        devices = {"cpu"} | ({"cuda"} if torch.cuda.is_available() else set())
+        self.capabilities = Capabilities(
+            name="PyTorch", version=version, devices=frozenset(devices),
+            optimizers=frozenset(torch_build.OPTIMIZERS), modules=frozenset(torch_build.MODULES),
+            can_read_optimizer=codec.can_read_optimizer,
+            provenance={"torch": torch.__version__, "numpy": numpy.__version__,
+                        "python": platform.python_version(), "codec": f"{codec.name} {codec.version()}"},
+        )
+
+    def _model(self) -> torch.nn.Module:
+        if self.model is None:
+            raise RuntimeError("build() first")
+        return self.model
+
+    def _optim(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            raise RuntimeError("this case has no optimizer")
+        return self.optimizer
+
+    def build(self, case: Case, device: str) -> None:
+        mc = model_case_of(case)
+        self.model = torch_build.build_model(mc.model, mc.dtype, mc.seed, device)
+        self.optimizer = None
+        if isinstance(case, OptimizerCase):
+            self.optimizer = torch_build.build_optimizer(self.model, case.optimizer)
+
+    def load_module(self, path: Path, strict: bool = True) -> None:
+        with open(path, "rb") as f:
+            state = self.codec.load_state_dict(f)
+        self._model().load_state_dict(state, strict=strict)
+
+    def save_module(self, path: Path) -> None:
+        state = {k: v.detach().cpu() for k, v in self._model().state_dict().items()}
+        with open(path, "wb") as f:
+            self.codec.save_state_dict(state, f)
+
+    def load_optimizer(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            self.codec.load_optimizer(self._optim(), f)
+
+    def save_optimizer(self, path: Path) -> None:
+        with open(path, "wb") as f:
+            self.codec.save_optimizer(self._optim(), f)
+
+    def step(self, grads: Mapping[str, torch.Tensor]) -> None:
+        torch_build.apply_gradients(self._model(), grads)
+        self._optim().step()
+
+    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
+        torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer)
+
+    def digest(self) -> Digest:
+        module = module_digest(self._model().state_dict())
+        optimizer = expected_digest(self.optimizer) if self.optimizer is not None else None
+        return Digest(module, optimizer)

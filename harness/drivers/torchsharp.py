@@ -1,0 +1,177 @@
+"""Driver for one TorchSharp version: a long-lived .NET worker process (dotnet/Worker).
+
+Each version is built once into ``build/worker/<version>/`` (a stamp file records the
+source hash, so an edited worker is rebuilt and an unchanged one is reused); the worker
+speaks the protocol in harness/drivers/protocol.py. A version that cannot be restored,
+built or started raises :class:`WorkerUnavailable`: its cells become "unavailable" skips.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import codec as trusted_codec  # plumbing only: gradient files for `step`
+from harness.cases import Case, OptimizerCase
+from harness.digest import TensorDigest
+from harness.drivers.base import Capabilities, Digest, Driver, OptimizerDigest, model_case_of
+from harness.drivers.protocol import (
+    ProcessFailed,
+    SubprocessTransport,
+    WorkerClient,
+    WorkerError,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_PROJECT = ROOT / "dotnet" / "Worker"
+BUILD_ROOT = Path(os.environ.get("HARNESS_BUILD_DIR", ROOT / "build")) / "worker"
+DEFAULT_VERSION = "0.107.0"
+# LibTorch each TorchSharp release is built against (its NuGet dependency).
+LIBTORCH_FOR = {"0.107.0": "2.10.0", "0.106.0": "2.9.0", "0.105.1": "2.7.1", "0.105.0": "2.5.1"}
+
+
+class WorkerUnavailable(RuntimeError):
+    """This TorchSharp version cannot be restored, built or started here."""
+
+
+def _source_hash(version: str) -> str:
+    h = hashlib.sha256(version.encode())
+    for path in sorted(WORKER_PROJECT.rglob("*")):
+        if path.is_file() and "bin" not in path.parts and "obj" not in path.parts:
+            h.update(str(path.relative_to(WORKER_PROJECT)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def worker_dir(version: str) -> Path:
+    return BUILD_ROOT / version
+
+
+def build_worker(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
+    """Build the worker for ``version`` unless an up-to-date build exists; return Worker.dll."""
+    out = worker_dir(version)
+    dll = out / "Worker.dll"
+    stamp = out / ".source-hash"
+    digest = _source_hash(version)
+    if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
+        return dll
+    if shutil.which("dotnet") is None:
+        raise WorkerUnavailable("the .NET SDK (dotnet) is not on PATH")
+    libtorch = LIBTORCH_FOR.get(version)
+    if libtorch is None:
+        raise WorkerUnavailable(f"TorchSharp {version}: no known LibTorch version for it "
+                                f"(known: {sorted(LIBTORCH_FOR)})")
+    argv = ["dotnet", "build", str(WORKER_PROJECT / "Worker.csproj"), "-c", "Release", "-nologo",
+            f"-p:TorchSharpVersion={version}", f"-p:LibTorchVersion={libtorch}",
+            "-o", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        if "NU1102" in text or "NU1101" in text or "Unable to find package" in text:
+            raise WorkerUnavailable(f"TorchSharp {version} (LibTorch {libtorch}) is not served by the NuGet feed: "
+                                    + next((ln.strip() for ln in text.splitlines() if "NU110" in ln), ""))
+        raise WorkerUnavailable(str(ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)))
+    stamp.write_text(digest)
+    return dll
+
+
+class TorchSharpDriver(Driver):
+    def __init__(self, version: str = DEFAULT_VERSION, workdir: Path | None = None, timeout: float = 120.0):
+        self.version = version
+        self.timeout = timeout
+        self.workdir = Path(workdir or (BUILD_ROOT.parent / "tmp"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._dll = build_worker(version)
+        self._transport: SubprocessTransport | None = None
+        self._client: WorkerClient | None = None
+        self._step_no = 0
+        self.hello: dict[str, Any] = {}
+        self.start()
+
+    # --- process life ---------------------------------------------------------------
+    @property
+    def argv(self) -> list[str]:
+        return ["dotnet", str(self._dll)]
+
+    def start(self) -> None:
+        try:
+            self._transport = SubprocessTransport(self.argv, env={"DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
+            self._client = WorkerClient(self._transport, self.timeout)
+            self.hello = self._client.call("hello", timeout=120)
+        except (OSError, WorkerError) as exc:
+            raise WorkerUnavailable(f"TorchSharp {self.version} worker did not start: {exc}") from exc
+        self.capabilities = Capabilities(
+            name="TorchSharp", version=str(self.hello.get("version", self.version)),
+            devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
+            optimizers=frozenset(self.hello.get("optimizers", [])),
+            modules=frozenset(self.hello.get("modules", [])),
+            provenance={"TorchSharp": str(self.hello.get("version", self.version)),
+                        "libtorch": str(self.hello.get("libtorch", "?")),
+                        "dotnet": str(self.hello.get("runtime", "?")),
+                        "worker_os": str(self.hello.get("os", "?"))},
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._transport.pid if self._transport else None
+
+    def ensure_alive(self) -> None:
+        """Restart the worker after a crash or timeout, so the run goes on."""
+        if self._transport is None or not self._transport.alive:
+            self.start()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        if self._client is None:
+            raise WorkerUnavailable("worker not started")
+        return self._client.call(op, **fields)
+
+    # --- Driver ---------------------------------------------------------------------
+    def build(self, case: Case, device: str) -> None:
+        mc = model_case_of(case)
+        self.call("build", model=mc.model, dtype=mc.dtype, device=device, seed=mc.seed,
+                  optimizer=case.optimizer if isinstance(case, OptimizerCase) else None)
+
+    def load_module(self, path: Path, strict: bool = True) -> None:
+        self.call("load_module", path=str(path), strict=strict, skip=[])
+
+    def save_module(self, path: Path) -> None:
+        self.call("save_module", path=str(path))
+
+    def load_optimizer(self, path: Path) -> None:
+        self.call("load_optimizer", path=str(path))
+
+    def save_optimizer(self, path: Path) -> None:
+        self.call("save_optimizer", path=str(path))
+
+    def step(self, grads: Mapping[str, torch.Tensor]) -> None:
+        self._step_no += 1
+        folder = self.workdir / f"grads-{os.getpid()}-{self._step_no}"
+        folder.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, str] = {}
+        for i, (name, g) in enumerate(grads.items()):
+            p = folder / f"{i}.dat"
+            trusted_codec.write_tensor(p, g)
+            paths[name] = str(p)
+        try:
+            self.call("step", grads=paths)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
+        self.call("train", steps=steps, seed=seed, input_shape=list(input_shape))
+
+    def digest(self) -> Digest:
+        result = self.call("digest")
+        module = {e["name"]: TensorDigest.from_json(e) for e in result["module"]}
+        opt = result.get("optimizer")
+        return Digest(module, OptimizerDigest.from_json(opt) if opt else None)

@@ -1,0 +1,80 @@
+"""pytest plugin: the conformance cells as pytest tests (one test per cell id).
+
+Enable with ``-p harness.pytest_plugin`` (pyproject's addopts does). Options:
+``--torchsharp VERSION`` (repeatable), ``--codec SPEC``, ``--cell-device DEVICE``. A test
+that requests the ``cell`` fixture is parametrised over the catalogue's cells; the
+``cell_runner`` fixture starts each TorchSharp worker once per session. Outcomes map to
+pytest's: pass, fail (fail/xpass/error), xfail, skip (with the reason).
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.cases import load_catalogue
+from harness.cells import CHECKS, DEVICES, Cell, CellRunner, make_cells
+from harness.outcomes import CellResult, ExpectedFailures
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("harness", "TorchSharp conformance cells")
+    g.addoption("--torchsharp", action="append", default=None, help="TorchSharp version(s) to run against")
+    g.addoption("--codec", default="ours", help="codec under test (ours | module | file.py | folder)")
+    g.addoption("--cell-device", action="append", default=None, choices=DEVICES, help="device axis values")
+
+
+def _versions(config: pytest.Config) -> list[str]:
+    from harness.drivers.torchsharp import DEFAULT_VERSION
+    return list(config.getoption("torchsharp") or [DEFAULT_VERSION])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cell" not in metafunc.fixturenames:
+        return
+    import torch
+
+    from harness.codecs import load_codec
+    config = metafunc.config
+    codec = load_codec(config.getoption("codec"))
+    cells = make_cells(load_catalogue().all(), torch.__version__.split("+")[0], _versions(config), codec.name,
+                       CHECKS, config.getoption("cell_device") or DEVICES)
+    metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
+
+
+@pytest.fixture(scope="session")
+def cell_runner(request: pytest.FixtureRequest) -> Iterator[CellRunner]:
+    from harness.cases import CASES_DIR
+    from harness.cli import start_torchsharp
+    from harness.codecs import load_codec
+    from harness.drivers.base import Driver
+    from harness.drivers.pytorch import PyTorchDriver
+
+    config = request.config
+    with tempfile.TemporaryDirectory(prefix="harness-cells-") as tmp:
+        ts = start_torchsharp(_versions(config), Path(tmp) / "work")
+        runner = CellRunner(PyTorchDriver(load_codec(config.getoption("codec"))), ts, Path(tmp) / "cells",
+                            ExpectedFailures.load(CASES_DIR / "expected_failures"))
+        try:
+            yield runner
+        finally:
+            for drv in ts.values():
+                if isinstance(drv, Driver):
+                    drv.close()
+
+
+def assert_outcome(result: CellResult) -> None:
+    """Map a cell's outcome onto pytest's; never report a skip or an xfail as a pass."""
+    if result.outcome == "pass":
+        return
+    if result.outcome == "xfail":
+        pytest.xfail(result.reason)
+    if result.outcome == "skip":
+        pytest.skip(result.reason)
+    pytest.fail(f"{result.outcome}: {result.reason}\nevidence: {result.evidence}", pytrace=False)
+
+
+def run_cell(runner: CellRunner, cell: Cell) -> CellResult:
+    return runner.run(cell)

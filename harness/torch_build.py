@@ -1,0 +1,144 @@
+"""Build PyTorch modules and optimizers from the language-neutral case specs.
+
+The .NET worker builds the same specs with TorchSharp (dotnet/Worker); both follow
+docs/protocol.md "Case specs". Constructor arguments use PyTorch's names.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+DTYPES: dict[str, torch.dtype] = {
+    "uint8": torch.uint8, "int8": torch.int8, "int16": torch.int16, "int32": torch.int32,
+    "int64": torch.int64, "float16": torch.float16, "float32": torch.float32,
+    "float64": torch.float64, "complex64": torch.complex64, "complex128": torch.complex128,
+    "bool": torch.bool, "qint8": torch.qint8, "quint8": torch.quint8, "qint32": torch.qint32,
+    "bfloat16": torch.bfloat16,
+}
+DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
+
+
+class SpecError(ValueError):
+    """A module or optimizer spec names an unknown type or argument."""
+
+
+def _args(spec: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    unknown = set(spec) - set(names) - {"type"}
+    if unknown:
+        raise SpecError(f"{spec['type']}: unknown argument(s) {sorted(unknown)}")
+    return {k: spec[k] for k in names if k in spec}
+
+
+def _sequential(spec: Mapping[str, Any]) -> nn.Module:
+    children = OrderedDict((str(name), build_module(child)) for name, child in spec["children"])
+    return nn.Sequential(children)
+
+
+def _simple(cls: Callable[..., nn.Module], *names: str) -> Callable[[Mapping[str, Any]], nn.Module]:
+    def make(spec: Mapping[str, Any]) -> nn.Module:
+        return cls(**_args(spec, names))
+    return make
+
+
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "bias")
+_NORM = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+
+MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
+    "Sequential": _sequential,
+    "Linear": _simple(nn.Linear, "in_features", "out_features", "bias"),
+    "Conv1d": _simple(nn.Conv1d, *_CONV),
+    "Conv2d": _simple(nn.Conv2d, *_CONV),
+    "BatchNorm1d": _simple(nn.BatchNorm1d, *_NORM),
+    "BatchNorm2d": _simple(nn.BatchNorm2d, *_NORM),
+    "ReLU": _simple(nn.ReLU),
+    "MaxPool2d": _simple(nn.MaxPool2d, "kernel_size", "stride"),
+    "Flatten": _simple(nn.Flatten),
+}
+
+
+def build_module(spec: Mapping[str, Any]) -> nn.Module:
+    kind = spec.get("type")
+    if kind not in MODULES:
+        raise SpecError(f"unknown module type {kind!r} (known: {sorted(MODULES)})")
+    return MODULES[kind](spec)
+
+
+def build_model(spec: Mapping[str, Any], dtype: str, seed: int, device: str = "cpu") -> nn.Module:
+    torch.manual_seed(seed)
+    model = build_module(spec)
+    return model.to(device=device, dtype=DTYPES[dtype])
+
+
+# PyTorch optimizer classes by the case's type name, and the kwargs each accepts.
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "SGD": torch.optim.SGD, "ASGD": torch.optim.ASGD, "Rprop": torch.optim.Rprop,
+    "RMSprop": torch.optim.RMSprop, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW,
+    "NAdam": torch.optim.NAdam, "RAdam": torch.optim.RAdam, "Adamax": torch.optim.Adamax,
+    "Adadelta": torch.optim.Adadelta, "Adagrad": torch.optim.Adagrad, "LBFGS": torch.optim.LBFGS,
+}
+
+
+def _torch_value(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def build_optimizer(model: nn.Module, spec: Mapping[str, Any]) -> torch.optim.Optimizer:
+    kind = spec["type"]
+    if kind not in OPTIMIZERS:
+        raise SpecError(f"unknown optimizer type {kind!r} (known: {sorted(OPTIMIZERS)})")
+    params = dict(model.named_parameters())
+    groups = []
+    for i, group in enumerate(spec["groups"]):
+        missing = [n for n in group["params"] if n not in params]
+        if missing:
+            raise SpecError(f"optimizer group {i}: no parameter named {missing} (model has {sorted(params)})")
+        g = {k: _torch_value(v) for k, v in group.items() if k != "params"}
+        g["params"] = [params[n] for n in group["params"]]
+        groups.append(g)
+    defaults = {k: _torch_value(v) for k, v in spec.get("defaults", {}).items()}
+    return OPTIMIZERS[kind](groups, **defaults)
+
+
+def parameter_order(spec: Mapping[str, Any]) -> list[str]:
+    """Parameter names in optimizer-state order (groups in order, params in order)."""
+    return [name for group in spec["groups"] for name in group["params"]]
+
+
+def make_gradients(model: nn.Module, seed: int, step: int, skip: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """Deterministic gradients for one optimizer step (the same file feeds both sides)."""
+    gen = torch.Generator().manual_seed(seed * 1000 + step)
+    grads: dict[str, torch.Tensor] = {}
+    for name, p in model.named_parameters():
+        g = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype)
+        if name not in skip:
+            grads[name] = g
+    return grads
+
+
+def apply_gradients(model: nn.Module, grads: Mapping[str, torch.Tensor]) -> None:
+    for name, p in model.named_parameters():
+        p.grad = grads[name].to(p.device).clone() if name in grads else None
+
+
+def train_model(model: nn.Module, input_shape: Sequence[int], steps: int, seed: int,
+                optimizer: torch.optim.Optimizer | None = None) -> None:
+    """A few train-mode steps so that BatchNorm buffers and parameters move off their init.
+
+    loss = mean(output**2) on seeded ``randn`` input; the case's optimizer when given,
+    else SGD(lr=0.01) (the worker's ``train`` does the same, docs/protocol.md).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    opt = optimizer or torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+    dtype = next(model.parameters()).dtype
+    for _ in range(steps):
+        x = torch.randn(list(input_shape), generator=gen).to(dtype)
+        loss = model(x).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.zero_grad()

@@ -1,0 +1,82 @@
+"""Mutant codecs (deliberately broken FAKES of a codec release) for the red-cell tests.
+
+Each wraps our codec and damages exactly one thing, so a test can show the matching cell
+turns red against real TorchSharp. They know a little of the byte layout (FORMAT.md) only
+to place their one fault.
+"""
+from __future__ import annotations
+
+import io
+import types
+from typing import Any, BinaryIO
+
+import torch
+
+from harness import codec as ours
+
+
+def _uleb(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, pos
+
+
+def _ours(state_dict: dict[str, torch.Tensor]) -> bytearray:
+    buf = io.BytesIO()
+    ours.save_state_dict(state_dict, buf)
+    return bytearray(buf.getvalue())
+
+
+def _codec(name: str, **overrides: Any) -> types.ModuleType:
+    module = types.ModuleType(f"mutant_{name}")
+    module.save_state_dict = ours.save_state_dict  # type: ignore[attr-defined]
+    module.load_state_dict = ours.load_state_dict  # type: ignore[attr-defined]
+    module.save_adam = ours.save_adam  # type: ignore[attr-defined]
+    module.save_adamw = ours.save_adamw  # type: ignore[attr-defined]
+    for k, v in overrides.items():
+        setattr(module, k, v)
+    return module
+
+
+def flipped_bit() -> types.ModuleType:
+    """Flips the lowest bit of the file's last byte: the last tensor's last element."""
+    def save_state_dict(state_dict: dict[str, torch.Tensor], f: BinaryIO) -> None:
+        data = _ours(state_dict)
+        data[-1] ^= 0x01
+        f.write(data)
+    return _codec("flipped_bit", save_state_dict=save_state_dict)
+
+
+def renamed_key(old: str, new: str) -> types.ModuleType:
+    def save_state_dict(state_dict: dict[str, torch.Tensor], f: BinaryIO) -> None:
+        ours.save_state_dict({(new if k == old else k): v for k, v in state_dict.items()}, f)
+    return _codec("renamed_key", save_state_dict=save_state_dict)
+
+
+def wrong_dtype_code(code: int) -> types.ModuleType:
+    """Writes ``code`` in place of the first tensor's dtype code (same element size)."""
+    def save_state_dict(state_dict: dict[str, torch.Tensor], f: BinaryIO) -> None:
+        data = _ours(state_dict)
+        _, pos = _uleb(data, 0)           # entry count
+        key_len, pos = _uleb(data, pos)   # first key's byte length
+        data[pos + key_len] = code        # first tensor record's dtype code (one-byte uleb)
+        f.write(data)
+    return _codec("wrong_dtype_code", save_state_dict=save_state_dict)
+
+
+def wrong_adam_beta1(delta: float = 0.01) -> types.ModuleType:
+    """Writes Adam's first group with beta1 + delta."""
+    def save_adam(optimizer: torch.optim.Optimizer, f: BinaryIO) -> None:
+        group = optimizer.param_groups[0]
+        saved = group["betas"]
+        group["betas"] = (saved[0] + delta, saved[1])
+        try:
+            ours.save_adam(optimizer, f)
+        finally:
+            group["betas"] = saved
+    return _codec("wrong_adam_beta1", save_adam=save_adam)

@@ -1,0 +1,57 @@
+"""Each single fault in an exported file turns its cell red against real TorchSharp."""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+
+from harness.cases import load_catalogue
+from harness.cells import Cell, CellRunner
+from harness.codecs import CodecUnderTest
+from harness.drivers.pytorch import PyTorchDriver
+
+from . import mutant_codecs
+
+CATALOGUE = load_catalogue()
+
+
+def _run(cell_runner: CellRunner, tmp_path: Path, codec_module: types.ModuleType, case: str, check: str):
+    codec = CodecUnderTest(codec_module.__name__, [codec_module])
+    runner = CellRunner(PyTorchDriver(codec), cell_runner.ts, tmp_path)
+    (version,) = list(cell_runner.ts)[:1]
+    c = next(x for x in CATALOGUE.all() if x.name == case)
+    return runner.run(Cell(c, check, "host", version, "cpu", codec.name))
+
+
+def test_unmutated_codec_passes(cell_runner: CellRunner, tmp_path: Path) -> None:
+    """The control: the wrapper with no fault passes the cells the mutants turn red."""
+    for case, check in (("lenet1", "py2ts"), ("adam_two_groups", "py2ts")):
+        result = _run(cell_runner, tmp_path / case, mutant_codecs._codec("control"), case, check)
+        assert result.outcome == "pass", result.reason
+
+
+def test_flipped_bit_in_exported_tensor_is_red(cell_runner: CellRunner, tmp_path: Path) -> None:
+    result = _run(cell_runner, tmp_path, mutant_codecs.flipped_bit(), "lenet1", "py2ts")
+    assert result.outcome == "fail"
+    assert "'linear.bias': bytes differ" in result.reason
+
+
+def test_renamed_key_is_red(cell_runner: CellRunner, tmp_path: Path) -> None:
+    result = _run(cell_runner, tmp_path, mutant_codecs.renamed_key("conv-1.weight", "conv-1.weights"),
+                  "lenet1", "py2ts")
+    assert result.outcome == "fail"
+    assert "load_module" in result.reason
+
+
+@pytest.mark.parametrize("code", [3, 9])  # int32: same element size; complex64: double size
+def test_wrong_dtype_code_is_red(cell_runner: CellRunner, tmp_path: Path, code: int) -> None:
+    result = _run(cell_runner, tmp_path, mutant_codecs.wrong_dtype_code(code), "lenet1", "py2ts")
+    assert result.outcome == "fail"
+    assert "load_module" in result.reason
+
+
+def test_wrong_adam_beta_is_red(cell_runner: CellRunner, tmp_path: Path) -> None:
+    result = _run(cell_runner, tmp_path, mutant_codecs.wrong_adam_beta1(), "adam_two_groups", "py2ts")
+    assert result.outcome == "fail"
+    assert "group[0].beta1" in result.reason

@@ -1,0 +1,67 @@
+"""FAKE TorchSharp drivers for unit tests of the cells (no .NET involved).
+
+``FakeTorchSharp`` is PyTorch plus our codec pretending to be a TorchSharp worker; a
+``fault`` makes it misbehave in one named way. Real conformance runs never use it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from harness.cases import Case
+from harness.codecs import load_codec
+from harness.digest import TensorDigest
+from harness.drivers.base import Capabilities, Digest, Driver
+from harness.drivers.protocol import WorkerCrash, WorkerRuntimeError, WorkerSkipped
+from harness.drivers.pytorch import PyTorchDriver
+
+
+class FakeTorchSharp(Driver):
+    def __init__(self, fault: str | None = None):
+        self.inner = PyTorchDriver(load_codec("ours"))
+        self.fault = fault
+        self.restarts = 0
+        self.capabilities = Capabilities(name="FakeTorchSharp", version="0.0-fake", devices=frozenset({"cpu"}),
+                                         optimizers=self.inner.capabilities.optimizers)
+
+    def build(self, case: Case, device: str) -> None:
+        self.inner.build(case, device)
+
+    def load_module(self, path: Path, strict: bool = True) -> None:
+        if self.fault == "crash":
+            raise WorkerCrash("fake worker died during 'load_module' (exit code -9)")
+        if self.fault == "skip":
+            raise WorkerSkipped("fake declines")
+        if self.fault == "throw":
+            raise WorkerRuntimeError("load_module", {"type": "ArgumentException", "message": "Mismatched"})
+        self.inner.load_module(path, strict)
+
+    def save_module(self, path: Path) -> None:
+        self.inner.save_module(path)
+
+    def load_optimizer(self, path: Path) -> None:
+        self.inner.load_optimizer(path)
+
+    def save_optimizer(self, path: Path) -> None:
+        self.inner.save_optimizer(path)
+
+    def step(self, grads: Mapping[str, torch.Tensor]) -> None:
+        self.inner.step(grads)
+
+    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
+        self.inner.train(steps, seed, input_shape)
+
+    def digest(self) -> Digest:
+        d = self.inner.digest()
+        if self.fault == "corrupt" and d.module:
+            key = next(iter(d.module))
+            e = d.module[key]
+            d.module[key] = TensorDigest(e.dtype, e.shape, "0" * 64)
+        if self.fault == "beta" and d.optimizer is not None:
+            d.optimizer.groups[0]["beta1"] = "3fe999999999999a"
+        return d
+
+    def ensure_alive(self) -> None:
+        self.restarts += 1

@@ -1,0 +1,31 @@
+"""The case catalogue loads, and a broken case file names its file and field."""
+import json
+
+import pytest
+
+from harness.cases import CaseError, load_catalogue
+from harness.torch_build import build_model, build_optimizer
+
+
+def test_catalogue_builds_in_pytorch():
+    cat = load_catalogue()
+    assert {"lenet1", "linear_conv1d_bn1d", "adam_two_groups"} <= {c.name for c in cat.all()}
+    for case in cat.optimizers.values():
+        mc = case.model_case
+        model = build_model(mc.model, mc.dtype, mc.seed)
+        opt = build_optimizer(model, case.optimizer)
+        assert len(opt.param_groups) == len(case.optimizer["groups"])
+    lenet = cat.models["lenet1"]
+    keys = list(build_model(lenet.model, lenet.dtype, lenet.seed).state_dict())
+    assert keys[:2] == ["conv-1.weight", "conv-1.bias"]
+
+
+def test_broken_case_names_file_and_field(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "optimizers").mkdir()
+    (tmp_path / "models" / "m.json").write_text(json.dumps({"name": "m", "model": {"type": "Linear"}}))
+    with pytest.raises(CaseError, match=r"m\.json.*'input_shape'"):
+        load_catalogue(tmp_path)
+    (tmp_path / "models" / "m.json").write_text("{not json")
+    with pytest.raises(CaseError, match="invalid JSON at line 1"):
+        load_catalogue(tmp_path)

@@ -1,0 +1,72 @@
+"""Cell classification and comparisons, driven through FAKE TorchSharp drivers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cases import load_catalogue
+from harness.cells import Cell, CellRunner
+from harness.codecs import load_codec
+from harness.drivers.pytorch import PyTorchDriver
+from harness.outcomes import ExpectedFailure, ExpectedFailures
+
+from .fake_drivers import FakeTorchSharp
+
+CAT = load_catalogue()
+
+
+def runner_with(tmp_path: Path, fake: FakeTorchSharp | Exception, expected: ExpectedFailures | None = None) -> CellRunner:
+    return CellRunner(PyTorchDriver(load_codec("ours")), {"fake": fake}, tmp_path, expected)
+
+
+def cell(case: str, check: str, device: str = "cpu") -> Cell:
+    c = next(x for x in CAT.all() if x.name == case)
+    return Cell(c, check, "host", "fake", device, "ours")
+
+
+@pytest.mark.parametrize("case", ["lenet1", "linear_conv1d_bn1d", "adam_two_groups", "adamw_lazy_state"])
+@pytest.mark.parametrize("check", ["py2ts", "py2ts2py", "ts2py"])
+def test_faithful_fake_passes(tmp_path, case, check):
+    result = runner_with(tmp_path, FakeTorchSharp()).run(cell(case, check))
+    assert result.outcome == "pass", result.reason
+    assert result.evidence is None  # passing cells leave no files behind
+
+
+def test_wrong_bytes_fail_and_name_the_key(tmp_path):
+    result = runner_with(tmp_path, FakeTorchSharp("corrupt")).run(cell("lenet1", "py2ts"))
+    assert result.outcome == "fail"
+    assert "'conv-1.weight': bytes differ" in result.reason
+    assert result.evidence and Path(result.evidence, "py_module.dat").exists()
+
+
+def test_wrong_hyperparameter_fails(tmp_path):
+    result = runner_with(tmp_path, FakeTorchSharp("beta")).run(cell("adam_two_groups", "py2ts"))
+    assert result.outcome == "fail"
+    assert "group[0].beta1" in result.reason
+
+
+def test_runtime_error_is_a_fail_and_crash_an_error_with_restart(tmp_path):
+    assert runner_with(tmp_path, FakeTorchSharp("throw")).run(cell("lenet1", "py2ts")).outcome == "fail"
+    fake = FakeTorchSharp("crash")
+    result = runner_with(tmp_path, fake).run(cell("lenet1", "py2ts"))
+    assert result.outcome == "error"
+    assert result.reason.startswith("crash:")
+    assert fake.restarts == 1
+
+
+def test_skips_carry_reasons(tmp_path):
+    r = runner_with(tmp_path, FakeTorchSharp("skip")).run(cell("lenet1", "py2ts"))
+    assert (r.outcome, r.reason) == ("skip", "TorchSharp declined: fake declines")
+    r = runner_with(tmp_path, FakeTorchSharp()).run(cell("lenet1", "py2ts", device="cuda"))
+    assert r.outcome == "skip" and "cuda" in r.reason
+    r = runner_with(tmp_path, RuntimeError("not served by the feed")).run(cell("lenet1", "py2ts"))
+    assert r.outcome == "skip" and r.reason.startswith("unavailable:")
+
+
+def test_expected_failure_becomes_xfail_and_stale_entry_xpass(tmp_path):
+    expected = ExpectedFailures([ExpectedFailure("lenet1::py2ts::*", "known", "t.txt:1")])
+    r = runner_with(tmp_path, FakeTorchSharp("corrupt"), expected).run(cell("lenet1", "py2ts"))
+    assert r.outcome == "xfail" and "known" in r.reason
+    r = runner_with(tmp_path, FakeTorchSharp(), expected).run(cell("lenet1", "py2ts"))
+    assert r.outcome == "xpass"
