@@ -1,0 +1,383 @@
+// ```
+//  harness (Python)                                   worker (C#, one TorchSharp version)
+//  ----------------                                   -----------------------------------
+//   spawn  dotnet Worker.dll  ───────────────────────▶ starts, prints nothing until asked
+//   {"id":1,"op":"hello"}\n            ── stdin ──▶
+//                                      ◀─ stdout ──  {"id":1,"status":"ok","result":{...}}\n
+//   {"id":2,"op":"build",...}\n        ── stdin ──▶
+//                                      ◀─ stdout ──  {"id":2,"status":"runtime_error","error":{...}}\n
+//   ...                                               (stderr: free-form log, never parsed)
+//   {"id":N,"op":"shutdown"}\n         ── stdin ──▶   exits 0
+//   no reply within the deadline  ⇒  harness kills the process: outcome "timeout", restart
+//   EOF / dead pipe              ⇒  outcome "crash" (exit code + stderr tail), restart
+// ```
+//
+// The .NET worker of the PyTorch <-> TorchSharp conformance harness (docs/protocol.md, version 1).
+//
+// One request per line, one response per line, strictly in order. Every request is answered,
+// whatever happens inside it: ok / parse_error / runtime_error / skipped. Only the protocol
+// writes to the real stdout: at start-up file descriptor 1 is duplicated for the protocol and
+// then pointed at stderr, so nothing libtorch or TorchSharp prints can corrupt the stream.
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Win32.SafeHandles;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using M = TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>;
+
+namespace Worker;
+
+public static class Program
+{
+    const int ProtocolVersion = 1;
+    static readonly JsonSerializerOptions Compact = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, WriteIndented = false };
+
+    [DllImport("libc", SetLastError = true)] static extern int dup(int fd);
+    [DllImport("libc", SetLastError = true)] static extern int dup2(int oldfd, int newfd);
+
+    /// <summary>The protocol's own copy of stdout; fd 1 itself then goes to stderr.</summary>
+    static Stream ProtocolStdout()
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+        {
+            try
+            {
+                int fd = dup(1);
+                if (fd >= 0 && dup2(2, 1) >= 0)
+                    return new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, 1);
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                Console.Error.WriteLine($"worker: cannot separate stdout ({e.Message}); continuing with plain stdout");
+            }
+        }
+        return Console.OpenStandardOutput();
+    }
+
+    public static int Main()
+    {
+        var output = new StreamWriter(ProtocolStdout(), new UTF8Encoding(false)) { AutoFlush = false, NewLine = "\n" };
+        Console.SetOut(Console.Error);   // managed Console.WriteLine goes to the log as well
+        var input = new StreamReader(Console.OpenStandardInput(), new UTF8Encoding(false), false);
+        var session = new Session();
+        string? line;
+        while ((line = input.ReadLine()) is not null)
+        {
+            var (response, exit) = Handle(session, line);
+            output.Write(response.ToJsonString(Compact));
+            output.Write('\n');
+            output.Flush();
+            if (exit) break;
+        }
+        Console.Error.Flush();
+        return 0;
+    }
+
+    /// <summary>One request line -> one response object; never throws.</summary>
+    static (JsonObject, bool exit) Handle(Session session, string line)
+    {
+        JsonNode? id = null;
+        string op = "?";
+        try
+        {
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(line); }
+            catch (JsonException e) { throw new ParseError($"not valid JSON: {e.Message}"); }
+            using (doc)
+            {
+                var root = doc.RootElement;
+                if (root.ValueKind != JsonValueKind.Object) throw new ParseError($"a request must be a JSON object, got {root.ValueKind}");
+                if (root.TryGetProperty("id", out var idEl)) id = JsonNode.Parse(idEl.GetRawText());
+                var req = new Fields(root, "request");
+                op = req.Str("op");
+                Console.Error.WriteLine($"worker: {op} (id {id?.ToJsonString() ?? "null"})");
+                var result = session.Dispatch(op, new Fields(root, op));
+                return (new JsonObject { ["id"] = id, ["status"] = "ok", ["result"] = result }, op == "shutdown");
+            }
+        }
+        catch (Exception e0)
+        {
+            var e = Unwrap(e0);
+            switch (e)
+            {
+                case ParseError p:
+                    Console.Error.WriteLine($"worker: {op}: parse_error: {p.Message}");
+                    return (new JsonObject { ["id"] = id, ["status"] = "parse_error", ["error"] = Error(p) }, false);
+                case Skip s:
+                    Console.Error.WriteLine($"worker: {op}: skipped: {s.Message}");
+                    return (new JsonObject { ["id"] = id, ["status"] = "skipped", ["reason"] = s.Message }, false);
+                default:
+                    Console.Error.WriteLine($"worker: {op}: runtime_error: {e}");
+                    return (new JsonObject { ["id"] = id, ["status"] = "runtime_error", ["error"] = Error(e) }, false);
+            }
+        }
+    }
+
+    static Exception Unwrap(Exception e) =>
+        e is TargetInvocationException or TypeInitializationException && e.InnerException is not null ? Unwrap(e.InnerException!) : e;
+
+    static JsonObject Error(Exception e)
+    {
+        var stack = new StringBuilder(e.StackTrace ?? "");
+        for (var inner = e.InnerException; inner is not null; inner = inner.InnerException)
+            stack.Append($"\n--- inner {inner.GetType().FullName}: {inner.Message}\n{inner.StackTrace}");
+        return new JsonObject { ["type"] = e.GetType().FullName, ["message"] = e.Message, ["stack"] = stack.ToString() };
+    }
+
+    public static int Protocol => ProtocolVersion;
+}
+
+/// <summary>The worker's state between requests: one model, at most one optimizer.</summary>
+public sealed class Session
+{
+    M? model;
+    optim.Optimizer? optimizer;
+    Device device = CPU;
+    Dictionary<string, Parameter> parameters = [];
+
+    static readonly string[] Ops = ["hello", "build", "load_module", "save_module", "load_optimizer", "save_optimizer",
+        "step", "train", "forward", "tensor_roundtrip", "digest", "shutdown"];
+
+    public JsonObject Dispatch(string op, Fields r) => op switch
+    {
+        "hello" => Hello(),
+        "build" => Build(r),
+        "load_module" => LoadModule(r),
+        "save_module" => SaveModule(r),
+        "load_optimizer" => LoadOptimizer(r),
+        "save_optimizer" => SaveOptimizer(r),
+        "step" => Step(r),
+        "train" => Train(r),
+        "forward" => Forward(r),
+        "tensor_roundtrip" => TensorRoundtrip(r),
+        "digest" => Digest(),
+        "shutdown" => [],
+        _ => throw new ParseError($"unknown op '{op}' (known: {string.Join(", ", Ops)})"),
+    };
+
+    M Model => model ?? throw new InvalidOperationException("no model: send 'build' first");
+
+    OptimizerHelper Persistable
+    {
+        get
+        {
+            var opt = optimizer ?? throw new InvalidOperationException("no optimizer: 'build' was sent without one");
+            if (opt is LBFGS) throw new Skip("TorchSharp has no file form for LBFGS");
+            return opt as OptimizerHelper ?? throw new InvalidOperationException($"{opt.GetType().Name} has no file form");
+        }
+    }
+
+    static JsonArray Strings(IEnumerable<string> xs) => new(xs.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+
+    static JsonObject Hello()
+    {
+        var asm = typeof(torch).Assembly;
+        var info = asm.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+                   ?? asm.GetName().Version?.ToString() ?? "?";
+        return new JsonObject
+        {
+            ["protocol"] = Program.Protocol,
+            ["implementation"] = "TorchSharp",
+            ["version"] = info.Split('+')[0],
+            ["version_informational"] = info,
+            ["libtorch"] = __version__,          // loads the native libraries: fails here when they cannot load
+            ["runtime"] = RuntimeInformation.FrameworkDescription,
+            ["os"] = RuntimeInformation.OSDescription,
+            ["cuda"] = cuda.is_available(),
+            ["optimizers"] = Strings(Optimizers.Supported),
+            ["modules"] = Strings(ModuleBuilder.Factories.Keys),
+        };
+    }
+
+    JsonObject Build(Fields r)
+    {
+        var spec = r.Obj("model", "model");
+        var dtype = Enc.Dtype(r.Str("dtype"));
+        var deviceName = r.Str("device");
+        var seed = r.Long("seed");
+        var optSpec = r.ObjOrNull("optimizer");
+        var optSpecLabelled = optSpec is Fields o ? new Fields(o.Element, "optimizer") : null;
+        var dev = deviceName switch
+        {
+            "cpu" => CPU,
+            "cuda" => cuda.is_available() ? CUDA : throw new Skip("CUDA not available in this TorchSharp build/machine"),
+            _ => throw new ParseError($"build: device must be 'cpu' or 'cuda', got '{deviceName}'"),
+        };
+
+        optimizer?.Dispose();
+        model?.Dispose();
+        optimizer = null;
+        model = null;
+        parameters = [];
+
+        // A failed build leaves the session empty (later ops say "no model"), never half built.
+        manual_seed(seed);
+        var m = ModuleBuilder.Build(spec);
+        try
+        {
+            m.to(dtype);
+            m.to(dev);
+            var named = m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            var opt = optSpecLabelled is Fields os ? Optimizers.Build(os, named) : null;
+            (model, optimizer, parameters, device) = (m, opt, named, dev);
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+        return new JsonObject
+        {
+            ["parameters"] = Strings(m.named_parameters().Select(p => p.name)),
+            ["state_keys"] = Strings(m.state_dict().Keys),
+        };
+    }
+
+    JsonObject LoadModule(Fields r)
+    {
+        var path = r.Str("path");
+        var strict = r.Bool("strict", true);
+        var skip = r.Strs("skip", []);
+        Model.load(path, strict: strict, skip: skip);
+        return [];
+    }
+
+    JsonObject SaveModule(Fields r)
+    {
+        var path = r.Str("path");
+        Model.save(path);
+        return [];
+    }
+
+    JsonObject LoadOptimizer(Fields r)
+    {
+        var path = r.Str("path");
+        Persistable.load_state_dict(path);
+        return [];
+    }
+
+    JsonObject SaveOptimizer(Fields r)
+    {
+        var path = r.Str("path");
+        Persistable.save_state_dict(path);
+        return [];
+    }
+
+    JsonObject Step(Fields r)
+    {
+        var grads = r.Obj("grads");
+        var paths = new Dictionary<string, string>();
+        foreach (var p in grads.Element.EnumerateObject())
+        {
+            if (p.Value.ValueKind != JsonValueKind.String) throw new ParseError($"step.grads: '{p.Name}' must be a path string");
+            paths[p.Name] = p.Value.GetString()!;
+        }
+        _ = Model;
+        foreach (var name in paths.Keys.Where(n => !parameters.ContainsKey(n)))
+            throw new ParseError($"step.grads: no parameter named '{name}' (model has: {string.Join(", ", parameters.Keys)})");
+        var opt = optimizer ?? throw new InvalidOperationException("no optimizer: 'build' was sent without one");
+        if (opt is LBFGS) throw new Skip("LBFGS steps need a closure; the 'step' op supplies fixed gradients");
+        using (no_grad())
+        {
+            foreach (var (name, param) in parameters)
+            {
+                if (paths.TryGetValue(name, out var path))
+                {
+                    var g = Tensor.Load(path);
+                    param.grad = g.dtype == param.dtype && g.device == param.device ? g : g.to(param.dtype, param.device);
+                }
+                else
+                {
+                    param.grad = null;
+                }
+            }
+        }
+        opt.step();
+        return [];
+    }
+
+    JsonObject Train(Fields r)
+    {
+        var steps = r.Long("steps");
+        var seed = r.Long("seed");
+        var shape = r.Longs("input_shape");
+        var m = Model;
+        var gen = new Generator((ulong)seed);
+        var opt = optimizer ?? optim.SGD(m.parameters(), 0.01);
+        var dtype = m.parameters().First().dtype;
+        var losses = new JsonArray();
+        m.train();
+        for (long i = 0; i < steps; i++)
+        {
+            using var scope = NewDisposeScope();
+            var x = randn(shape, ScalarType.Float32, generator: gen).to(dtype).to(device);
+            double lossValue;
+            if (opt is LBFGS)
+            {
+                var loss = opt.step(() =>
+                {
+                    opt.zero_grad();
+                    var l = m.forward(x).square().mean();
+                    l.backward();
+                    return l;
+                });
+                lossValue = loss.to(ScalarType.Float64).item<double>();
+            }
+            else
+            {
+                var loss = m.forward(x).square().mean();
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                lossValue = loss.detach().to(ScalarType.Float64).item<double>();
+            }
+            losses.Add(Enc.F64(lossValue));
+        }
+        opt.zero_grad();
+        if (!ReferenceEquals(opt, optimizer)) opt.Dispose();
+        return new JsonObject { ["losses"] = losses };
+    }
+
+    JsonObject Forward(Fields r)
+    {
+        var input = r.Str("input");
+        var output = r.Str("output");
+        var train = r.Bool("train", false);
+        var m = Model;
+        if (train) m.train(); else m.eval();
+        using var scope = NewDisposeScope();
+        using (no_grad())
+        {
+            var x = Tensor.Load(input).to(device);
+            var y = m.forward(x).detach().cpu().contiguous();
+            y.Save(output);
+        }
+        return [];
+    }
+
+    static JsonObject TensorRoundtrip(Fields r)
+    {
+        var input = r.Str("input");
+        var output = r.Str("output");
+        using var scope = NewDisposeScope();
+        var t = Tensor.Load(input);
+        t.Save(output);
+        return Enc.Digest(t);
+    }
+
+    JsonObject Digest()
+    {
+        var module = new JsonArray();
+        foreach (var (name, t) in Model.state_dict())
+        {
+            var d = Enc.Digest(t);
+            module.Add(new JsonObject { ["name"] = name, ["dtype"] = d["dtype"]!.DeepClone(), ["shape"] = d["shape"]!.DeepClone(), ["sha256"] = d["sha256"]!.DeepClone() });
+        }
+        return new JsonObject { ["module"] = module, ["optimizer"] = optimizer is null ? null : Optimizers.Digest(optimizer) };
+    }
+}
