@@ -17,7 +17,10 @@ wrong is classified in :meth:`CellRunner.run` (worker crash/timeout -> error + r
 """
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
 import shutil
 import time
 import traceback
@@ -26,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import torch_build
+from harness import codec as trusted_codec  # reads TorchSharp's files for the semantic checks
+from harness import semantics, torch_build
 from harness.cases import Case, OptimizerCase
 from harness.codecs import CodecFailure
 from harness.digest import TensorDigest
-from harness.drivers.base import Digest, Driver, OptimizerDigest, Value, model_case_of
+from harness.drivers.base import Digest, Driver, OptimizerDigest, PythonDriver, Value, model_case_of
 from harness.drivers.protocol import (
     WorkerCrash,
     WorkerError,
@@ -39,10 +43,13 @@ from harness.drivers.protocol import (
     WorkerSkipped,
     WorkerTimeout,
 )
-from harness.drivers.pytorch import PyTorchDriver
 from harness.outcomes import CellResult, ExpectedFailures
 
-CHECKS = ("py2ts", "py2ts2py", "ts2py")
+MODEL_CHECKS = ("py2ts", "py2ts2py", "ts2py")
+OPTIMIZER_CHECKS = (*MODEL_CHECKS, "continue_py2ts", "continue_ts2py")
+CHECKS = OPTIMIZER_CHECKS
+ROOT = Path(__file__).resolve().parent.parent
+CONTINUE_STEPS = 3
 DEVICES = ("cpu", "cuda")
 TS_TRAIN_SEED_OFFSET = 1000
 
@@ -73,10 +80,38 @@ class Cell:
                           self.device, self.codec))
 
 
+def checks_for(case: Case) -> tuple[str, ...]:
+    return OPTIMIZER_CHECKS if isinstance(case, OptimizerCase) else MODEL_CHECKS
+
+
 def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], codec: str,
                checks: Iterable[str] = CHECKS, devices: Iterable[str] = DEVICES) -> list[Cell]:
+    wanted = set(checks)
+    versions, devs = list(torchsharp), list(devices)
     return [Cell(case, check, pytorch, ts, device, codec)
-            for case in cases for check in checks for ts in torchsharp for device in devices]
+            for case in cases for check in checks_for(case) if check in wanted
+            for ts in versions for device in devs]
+
+
+def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
+    """Leave what replays just this cell: the case, the outcome, and one command."""
+    case = cell.case
+    spec: dict[str, Any] = {"name": case.name, "source": case.source}
+    if isinstance(case, OptimizerCase):
+        spec.update(model=case.model_case.model, optimizer=dict(case.optimizer), steps=case.steps,
+                    no_grad=list(case.no_grad))
+    else:
+        spec.update(model=case.model, dtype=case.dtype, seed=case.seed, input_shape=list(case.input_shape))
+    (folder / "case.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    (folder / "outcome.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n",
+                                         encoding="utf-8")
+    command = (f"python3 -m harness run --case {shlex.quote(case.name)} --check {cell.check} "
+               f"--torchsharp {shlex.quote(cell.torchsharp)} --device {cell.device} "
+               f"--codec {shlex.quote(cell.codec)} --keep")
+    (folder / "repro.sh").write_text(
+        "#!/bin/sh\n# Replays just this cell; the files beside this script are its inputs and outputs.\n"
+        f'cd "$(dirname "$0")/{os.path.relpath(ROOT, folder)}" && exec {command}\n', encoding="utf-8")
+    (folder / "repro.sh").chmod(0o755)
 
 
 # --- comparisons -------------------------------------------------------------------------
@@ -147,7 +182,7 @@ def _fail_if(problems: list[str], what: str, details: dict[str, Any]) -> None:
 class CellRunner:
     """Runs cells against one PyTorch driver and one TorchSharp driver per version."""
 
-    def __init__(self, pytorch: PyTorchDriver, torchsharp: Mapping[str, Driver | Exception],
+    def __init__(self, pytorch: PythonDriver, torchsharp: Mapping[str, Driver | Exception],
                  workdir: Path, expected: ExpectedFailures | None = None, keep_passing: bool = False):
         self.py = pytorch
         self.ts = dict(torchsharp)
@@ -160,9 +195,9 @@ class CellRunner:
         self.py.build(case, device)
         mc = model_case_of(case)
         if isinstance(case, OptimizerCase):
-            assert self.py.model is not None  # build() just set it
+            params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)
             for step in range(case.steps):
-                grads = torch_build.make_gradients(self.py.model, mc.seed, step, skip=case.no_grad)
+                grads = torch_build.make_gradients(params, mc.seed, step, skip=case.no_grad)
                 self.py.step(grads)
         else:
             self.py.train(mc.train_steps, mc.seed, mc.input_shape)
@@ -194,11 +229,9 @@ class CellRunner:
         expected = self._py_to_ts(cell, ts, d, details)
         is_opt = isinstance(cell.case, OptimizerCase)
         ts.save_module(d / "ts_module.dat")
-        with open(d / "ts_module.dat", "rb") as f:
-            back = self.py.codec.load_state_dict(f)
+        back = self.py.read_module(d / "ts_module.dat")
         details["module_file_identical"] = (d / "py_module.dat").read_bytes() == (d / "ts_module.dat").read_bytes()
-        problems = compare_modules(expected.module, {k: TensorDigest.of(v) for k, v in back.items()},
-                                   "original", "read back")
+        problems = compare_modules(expected.module, back, "original", "read back")
         if is_opt:
             ts.save_optimizer(d / "ts_optimizer.dat")
             details["optimizer_file_identical"] = (
@@ -206,7 +239,7 @@ class CellRunner:
         _fail_if(problems, "state read back from TorchSharp's file differs from the original", details)
         if is_opt:
             if not self.py.capabilities.can_read_optimizer:
-                raise CheckSkipped(f"module state round-tripped; codec {self.py.codec.name!r} cannot read "
+                raise CheckSkipped(f"module state round-tripped; codec {self.py.codec_name!r} cannot read "
                                    "optimizer files, so the optimizer half is not checked")
             self.py.build(cell.case, cell.device)
             self.py.load_optimizer(d / "ts_optimizer.dat")
@@ -225,10 +258,7 @@ class CellRunner:
         if is_opt:
             ts.save_optimizer(d / "ts_optimizer.dat")
         got = ts.digest()
-        with open(d / "ts_module.dat", "rb") as f:
-            back = self.py.codec.load_state_dict(f)
-        problems = compare_modules(got.module, {k: TensorDigest.of(v) for k, v in back.items()},
-                                   "TorchSharp", "codec")
+        problems = compare_modules(got.module, self.py.read_module(d / "ts_module.dat"), "TorchSharp", "codec")
         _fail_if(problems, "the codec read other state than TorchSharp holds", details)
         self.py.build(case, cell.device)
         try:
@@ -241,11 +271,53 @@ class CellRunner:
                  "PyTorch's model holds other state after loading", details)
         if is_opt:
             if not self.py.capabilities.can_read_optimizer:
-                raise CheckSkipped(f"module state checked; codec {self.py.codec.name!r} cannot read "
+                raise CheckSkipped(f"module state checked; codec {self.py.codec_name!r} cannot read "
                                    "optimizer files, so the optimizer half is not checked")
             self.py.load_optimizer(d / "ts_optimizer.dat")
             _fail_if(compare_optimizers(got.optimizer, self.py.digest().optimizer, "PyTorch"),
                      "PyTorch's optimizer holds other state than TorchSharp saved", details)
+
+    # --- semantic checks: both sides continue training and must agree -------------
+    def _continue_both(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        """Both sides hold the same state: take CONTINUE_STEPS steps on identical
+        gradients (every parameter gets one now), then compare parameters, buffers and
+        optimizer state value by value: bitwise, else within the optimizer's tolerance."""
+        assert isinstance(cell.case, OptimizerCase)  # only optimizer cases get these checks
+        case, mc = cell.case, cell.case.model_case
+        params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)
+        for k in range(CONTINUE_STEPS):
+            grads = torch_build.make_gradients(params, mc.seed, 100 + case.steps + k)
+            self.py.step(grads)
+            ts.step(grads)
+        ts.snapshot(d / "ts_continued_module.dat", d / "ts_continued_optimizer.dat")
+        self.py.snapshot(d / "py_continued_module.dat", d / "py_continued_optimizer.dat")
+        ts_module = trusted_codec.read_state_dict(d / "ts_continued_module.dat")
+        ts_record = trusted_codec.read_optimizer(d / "ts_continued_optimizer.dat")
+        py_module = trusted_codec.read_state_dict(d / "py_continued_module.dat")
+        py_record = trusted_codec.read_optimizer(d / "py_continued_optimizer.dat")
+        verdict = semantics.compare_continued(case.optimizer_type, py_module, ts_module, py_record, ts_record)
+        details.update(verdict.details())
+        _fail_if(verdict.problems, f"after {CONTINUE_STEPS} more steps on identical gradients PyTorch and "
+                 f"TorchSharp disagree (max {verdict.max_ulp:g} ULP, tolerance {verdict.tolerance:g})", details)
+
+    def check_continue_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        self._py_to_ts(cell, ts, d, details)
+        self._continue_both(cell, ts, d, details)
+
+    def check_continue_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        case = cell.case
+        assert isinstance(case, OptimizerCase)  # only optimizer cases get this check
+        mc = case.model_case
+        if not self.py.capabilities.can_read_optimizer:
+            raise CheckSkipped(f"codec {self.py.codec_name!r} cannot read optimizer files")
+        ts.build(case, cell.device)
+        ts.train(case.steps, mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape)
+        ts.save_module(d / "ts_module.dat")
+        ts.save_optimizer(d / "ts_optimizer.dat")
+        self.py.build(case, cell.device)
+        self.py.load_module(d / "ts_module.dat")
+        self.py.load_optimizer(d / "ts_optimizer.dat")
+        self._continue_both(cell, ts, d, details)
 
     # --- classification ------------------------------------------------------------
     def _cell_dir(self, cell: Cell) -> Path:
@@ -305,6 +377,7 @@ class CellRunner:
                 shutil.rmtree(d, ignore_errors=True)
             else:
                 result.evidence = str(d)
+                write_repro(d, cell, result)
         return result
 
     def _restart(self, version: str) -> None:

@@ -108,11 +108,18 @@ def parameter_order(spec: Mapping[str, Any]) -> list[str]:
     return [name for group in spec["groups"] for name in group["params"]]
 
 
-def make_gradients(model: nn.Module, seed: int, step: int, skip: Sequence[str] = ()) -> dict[str, torch.Tensor]:
-    """Deterministic gradients for one optimizer step (the same file feeds both sides)."""
+def reference_parameters(model_spec: Mapping[str, Any], dtype: str, seed: int) -> dict[str, torch.Tensor]:
+    """Named parameters of the case's model built by the host's PyTorch: the shapes and
+    dtypes gradients are made for, whichever implementation then consumes them."""
+    return {name: p.detach() for name, p in build_model(model_spec, dtype, seed).named_parameters()}
+
+
+def make_gradients(params: Mapping[str, torch.Tensor], seed: int, step: int,
+                   skip: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """Deterministic gradients for one optimizer step (the same values feed both sides)."""
     gen = torch.Generator().manual_seed(seed * 1000 + step)
     grads: dict[str, torch.Tensor] = {}
-    for name, p in model.named_parameters():
+    for name, p in params.items():
         g = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype)
         if name not in skip:
             grads[name] = g

@@ -93,8 +93,24 @@ class Driver(ABC):
     @abstractmethod
     def digest(self) -> Digest: ...
 
+    @abstractmethod
+    def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
+        """Write the current state as .dat files with the implementation's most trusted
+        writer (TorchSharp: its own save; PyTorch: the harness's codec), for value-level
+        comparison (ULP) by the semantic checks."""
+
     def close(self) -> None:
         """Release the implementation (stop a worker process)."""
+
+
+class PythonDriver(Driver):
+    """The PyTorch side: also reads files through the codec under test."""
+
+    codec_name: str
+
+    @abstractmethod
+    def read_module(self, path: Path) -> dict[str, TensorDigest]:
+        """Digests of what the codec under test reads from a module-state file."""
 
 
 def is_optimizer_case(case: Case) -> bool:

@@ -16,13 +16,16 @@ from harness import torch_build
 from harness.cases import Case, OptimizerCase
 from harness.codecs import CodecUnderTest
 from harness.digest import module_digest
-from harness.drivers.base import Capabilities, Digest, Driver, model_case_of
+from harness import codec as trusted_codec  # snapshots only; files under test go through self.codec
+from harness.digest import TensorDigest
+from harness.drivers.base import Capabilities, Digest, PythonDriver, model_case_of
 from harness.oracle import expected_digest
 
 
-class PyTorchDriver(Driver):
+class PyTorchDriver(PythonDriver):
     def __init__(self, codec: CodecUnderTest):
         self.codec = codec
+        self.codec_name = codec.name
         self.model: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         version = torch.__version__.split("+")[0]
@@ -76,6 +79,15 @@ class PyTorchDriver(Driver):
 
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer)
+
+    def read_module(self, path: Path) -> dict[str, TensorDigest]:
+        with open(path, "rb") as f:
+            return {k: TensorDigest.of(v) for k, v in self.codec.load_state_dict(f).items()}
+
+    def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
+        trusted_codec.write_state_dict(module_path, {k: v.detach().cpu() for k, v in self._model().state_dict().items()})
+        if optimizer_path is not None:
+            trusted_codec.write_optimizer(optimizer_path, trusted_codec.optimizer_record_from_torch(self._optim()))
 
     def digest(self) -> Digest:
         module = module_digest(self._model().state_dict())

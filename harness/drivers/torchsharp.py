@@ -170,6 +170,11 @@ class TorchSharpDriver(Driver):
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         self.call("train", steps=steps, seed=seed, input_shape=list(input_shape))
 
+    def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
+        self.save_module(module_path)
+        if optimizer_path is not None:
+            self.save_optimizer(optimizer_path)
+
     def digest(self) -> Digest:
         result = self.call("digest")
         module = {e["name"]: TensorDigest.from_json(e) for e in result["module"]}

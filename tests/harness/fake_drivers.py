@@ -53,6 +53,9 @@ class FakeTorchSharp(Driver):
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         self.inner.train(steps, seed, input_shape)
 
+    def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
+        self.inner.snapshot(module_path, optimizer_path)
+
     def digest(self) -> Digest:
         d = self.inner.digest()
         if self.fault == "corrupt" and d.module:

@@ -1,0 +1,101 @@
+"""Does loaded state MEAN the same thing? Compare two sides after they continued training.
+
+After both sides hold the same optimizer state they take the same steps on identical
+gradients; a state that round-trips bitwise but is wired wrongly (two same-shaped
+tensors swapped, lr written where initial_lr belongs) diverges here.
+
+Agreement is bitwise where it holds; otherwise within the per-optimizer tolerance below,
+in ULP of the tensor's dtype, and the max ULP distance is always reported. PyTorch 1.13
+(host) and LibTorch 2.10 with optimizers written in C# (TorchSharp) evaluate the same
+formulas in different orders, so exact agreement is a finding, not a given. Integer
+values (step counts), booleans and the options in the param groups must match exactly.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from harness.ulp import bitwise_equal, max_ulp, scalar_ulp
+
+# Max ULP distance tolerated after CONTINUE_STEPS steps, per optimizer. Measured against
+# TorchSharp 0.107.0 / LibTorch 2.10 vs PyTorch 1.13.1 on CPU; see docs/semantics.md.
+TOLERANCE_ULP: dict[str, float] = {
+    "SGD": 8, "ASGD": 64, "Rprop": 8, "RMSProp": 64, "RMSprop": 64, "Adam": 64, "AdamW": 64,
+    "NAdam": 64, "RAdam": 64, "Adamax": 64, "Adadelta": 64, "Adagrad": 64,
+}
+DEFAULT_TOLERANCE_ULP = 64.0
+
+
+@dataclass
+class Verdict:
+    tolerance: float
+    problems: list[str] = field(default_factory=list)
+    ulps: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def max_ulp(self) -> float:
+        return max(self.ulps.values(), default=0.0)
+
+    @property
+    def bitwise(self) -> bool:
+        return all(v == 0 for v in self.ulps.values()) and not any("bitwise" in p for p in self.problems)
+
+    def details(self) -> dict[str, Any]:
+        worst = sorted(self.ulps.items(), key=lambda kv: -kv[1])[:8]
+        return {"max_ulp": self.max_ulp if math.isfinite(self.max_ulp) else "inf",
+                "tolerance_ulp": self.tolerance, "bitwise": self.bitwise,
+                "worst_ulp": {k: (v if math.isfinite(v) else "inf") for k, v in worst}}
+
+    def tensor(self, where: str, a: torch.Tensor | None, b: torch.Tensor | None) -> None:
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                self.problems.append(f"{where}: PyTorch {'absent' if a is None else 'present'}, "
+                                     f"TorchSharp {'absent' if b is None else 'present'}")
+            return
+        if a.dtype != b.dtype or a.shape != b.shape:
+            self.problems.append(f"{where}: PyTorch {a.dtype}{list(a.shape)}, TorchSharp {b.dtype}{list(b.shape)}")
+            return
+        u = 0.0 if bitwise_equal(a, b) else max_ulp(a, b)
+        self.ulps[where] = u
+        if u > self.tolerance:
+            self.problems.append(f"{where}: {u:g} ULP apart (tolerance {self.tolerance:g})")
+
+    def value(self, where: str, a: Any, b: Any, exact: bool) -> None:
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            self.tensor(where, a, b)
+        elif exact or isinstance(a, bool) or isinstance(a, int) and isinstance(b, int):
+            if a != b:
+                self.problems.append(f"{where}: PyTorch {a!r}, TorchSharp {b!r}")
+        elif a is None or b is None:
+            if a is not b:
+                self.problems.append(f"{where}: PyTorch {a!r}, TorchSharp {b!r}")
+        else:
+            u = scalar_ulp(float(a), float(b))
+            self.ulps[where] = u
+            if u > self.tolerance:
+                self.problems.append(f"{where}: {a!r} vs {b!r}, {u:g} ULP apart (tolerance {self.tolerance:g})")
+
+
+def compare_continued(optimizer_type: str, py_module: Mapping[str, torch.Tensor],
+                      ts_module: Mapping[str, torch.Tensor], py_record: Any, ts_record: Any) -> Verdict:
+    v = Verdict(TOLERANCE_ULP.get(optimizer_type, DEFAULT_TOLERANCE_ULP))
+    if set(py_module) != set(ts_module):
+        v.problems.append(f"module keys differ: only PyTorch {sorted(set(py_module) - set(ts_module))}, "
+                          f"only TorchSharp {sorted(set(ts_module) - set(py_module))}")
+    for key in py_module:
+        if key in ts_module:
+            v.tensor(f"module[{key!r}]", py_module[key], ts_module[key])
+    if py_record.class_name != ts_record.class_name:
+        v.problems.append(f"optimizer class: PyTorch {py_record.class_name}, TorchSharp {ts_record.class_name}")
+    for what, py_list, ts_list, exact in (("group", py_record.groups, ts_record.groups, True),
+                                         ("state", py_record.states, ts_record.states, False)):
+        if len(py_list) != len(ts_list):
+            v.problems.append(f"{what} count: PyTorch {len(py_list)}, TorchSharp {len(ts_list)}")
+        for i, (a, b) in enumerate(zip(py_list, ts_list)):
+            for k in sorted(set(a) | set(b)):
+                v.value(f"{what}[{i}].{k}", a.get(k), b.get(k), exact)
+    return v
