@@ -44,19 +44,36 @@ def _simple(cls: Callable[..., nn.Module], *names: str) -> Callable[[Mapping[str
     return make
 
 
-_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "bias")
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
 _NORM = ("num_features", "eps", "momentum", "affine", "track_running_stats")
 
+# The same types, argument names and defaults as dotnet/Worker/Modules.cs.
 MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
     "Sequential": _sequential,
     "Linear": _simple(nn.Linear, "in_features", "out_features", "bias"),
     "Conv1d": _simple(nn.Conv1d, *_CONV),
     "Conv2d": _simple(nn.Conv2d, *_CONV),
+    "Conv3d": _simple(nn.Conv3d, *_CONV),
+    "ConvTranspose2d": _simple(nn.ConvTranspose2d, *_CONV, "output_padding"),
     "BatchNorm1d": _simple(nn.BatchNorm1d, *_NORM),
     "BatchNorm2d": _simple(nn.BatchNorm2d, *_NORM),
-    "ReLU": _simple(nn.ReLU),
-    "MaxPool2d": _simple(nn.MaxPool2d, "kernel_size", "stride"),
-    "Flatten": _simple(nn.Flatten),
+    "BatchNorm3d": _simple(nn.BatchNorm3d, *_NORM),
+    "InstanceNorm1d": _simple(nn.InstanceNorm1d, *_NORM),
+    "InstanceNorm2d": _simple(nn.InstanceNorm2d, *_NORM),
+    "InstanceNorm3d": _simple(nn.InstanceNorm3d, *_NORM),
+    "LayerNorm": _simple(nn.LayerNorm, "normalized_shape", "eps", "elementwise_affine"),
+    "GroupNorm": _simple(nn.GroupNorm, "num_groups", "num_channels", "eps", "affine"),
+    "Embedding": _simple(nn.Embedding, "num_embeddings", "embedding_dim", "padding_idx", "max_norm",
+                         "norm_type", "scale_grad_by_freq", "sparse"),
+    "PReLU": _simple(nn.PReLU, "num_parameters", "init"),
+    "ReLU": _simple(nn.ReLU, "inplace"),
+    "Tanh": _simple(nn.Tanh),
+    "Sigmoid": _simple(nn.Sigmoid),
+    "GELU": _simple(nn.GELU, "approximate"),
+    "Identity": _simple(nn.Identity),
+    "Dropout": _simple(nn.Dropout, "p", "inplace"),
+    "MaxPool2d": _simple(nn.MaxPool2d, "kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "Flatten": _simple(nn.Flatten, "start_dim", "end_dim"),
 }
 
 

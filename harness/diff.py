@@ -1,0 +1,145 @@
+"""Compare two runs (two matrix.json files) cell by cell.
+
+A *regression* is a cell present in both runs whose outcome went from good (pass, xfail,
+skip) to bad (fail, error, xpass), or a new cell that is bad. ``main_diff`` exits 1 when
+there is one, else 0 (2 when a file cannot be read). Also reported, without failing:
+fixes (fail/error/xpass/xfail -> pass), lost coverage (anything -> skip), other outcome
+changes, changed reasons (same outcome, different reason), cells added and removed.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.outcomes import BAD_OUTCOMES, CellResult
+from harness.report.model import ReportSchemaError, Run
+
+GOOD_OUTCOMES = frozenset({"pass", "xfail", "skip"})
+REASON_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class CellChange:
+    id: str
+    old_outcome: str | None  # None: the cell is new
+    new_outcome: str
+    old_reason: str
+    new_reason: str
+
+
+@dataclass
+class RunDiff:
+    old_run_id: str
+    new_run_id: str
+    regressions: list[CellChange] = field(default_factory=list)  # good -> bad, and new bad cells
+    fixes: list[CellChange] = field(default_factory=list)  # bad or xfail -> pass
+    lost_coverage: list[CellChange] = field(default_factory=list)  # not skip -> skip
+    other_changes: list[CellChange] = field(default_factory=list)  # any other outcome change
+    changed_reasons: list[CellChange] = field(default_factory=list)  # same outcome, new reason
+    added: list[CellResult] = field(default_factory=list)
+    removed: list[CellResult] = field(default_factory=list)
+
+    @property
+    def has_regression(self) -> bool:
+        return bool(self.regressions)
+
+
+def _change(old: CellResult | None, new: CellResult) -> CellChange:
+    return CellChange(new.id, old.outcome if old else None, new.outcome, old.reason if old else "", new.reason)
+
+
+def diff_runs(old: Run, new: Run) -> RunDiff:
+    d = RunDiff(old.run_id, new.run_id)
+    before = {c.id: c for c in old.cells}
+    after = {c.id: c for c in new.cells}
+    for cell in new.cells:
+        prev = before.get(cell.id)
+        if prev is None:
+            d.added.append(cell)
+            if cell.outcome in BAD_OUTCOMES:
+                d.regressions.append(_change(None, cell))
+        elif prev.outcome == cell.outcome:
+            if prev.reason != cell.reason:
+                d.changed_reasons.append(_change(prev, cell))
+        elif prev.outcome in GOOD_OUTCOMES and cell.outcome in BAD_OUTCOMES:
+            d.regressions.append(_change(prev, cell))
+        elif cell.outcome == "pass" and (prev.outcome in BAD_OUTCOMES or prev.outcome == "xfail"):
+            d.fixes.append(_change(prev, cell))
+        elif cell.outcome == "skip":
+            d.lost_coverage.append(_change(prev, cell))
+        else:
+            d.other_changes.append(_change(prev, cell))
+    d.removed = [c for c in old.cells if c.id not in after]
+    return d
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT - 1] + "…"
+
+
+def _outcomes(c: CellChange) -> str:
+    return f"{c.old_outcome or '(new cell)'} -> {c.new_outcome}"
+
+
+def render_diff(d: RunDiff) -> str:
+    """Plain Markdown, fit for a terminal or a CI job summary."""
+    lines = [f"# Matrix diff: {d.old_run_id} -> {d.new_run_id}", ""]
+    counts = [("regressions", d.regressions), ("fixes", d.fixes), ("lost coverage", d.lost_coverage),
+              ("other outcome changes", d.other_changes), ("changed reasons", d.changed_reasons),
+              ("cells added", d.added), ("cells removed", d.removed)]
+    lines += [", ".join(f"{len(items)} {name}" for name, items in counts), ""]
+    lines += ["**REGRESSION**" if d.has_regression else "No regression.", ""]
+
+    def section(title: str, changes: list[CellChange], show_old_reason: bool = False) -> None:
+        if not changes:
+            return
+        lines.extend([f"## {title}", ""])
+        for c in changes:
+            line = f"- `{c.id}`: {_outcomes(c)}"
+            if c.new_reason:
+                line += f" — {_short(c.new_reason)}"
+            lines.append(line)
+            if show_old_reason:
+                lines.append(f"  - was: {_short(c.old_reason) or '(no reason)'}")
+        lines.append("")
+
+    section("New failures (regressions)", d.regressions)
+    section("Fixes", d.fixes, show_old_reason=True)
+    section("Lost coverage (now skipped)", d.lost_coverage)
+    section("Other outcome changes", d.other_changes, show_old_reason=True)
+    section("Changed reasons", d.changed_reasons, show_old_reason=True)
+    for title, cells in (("Cells added", d.added), ("Cells removed", d.removed)):
+        if cells:
+            lines += [f"## {title}", "", *(f"- `{c.id}`: {c.outcome}" for c in cells), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _load(path: Path) -> Run:
+    return Run.load(path / "matrix.json" if path.is_dir() else path)
+
+
+def main_diff(old_path: Path, new_path: Path) -> int:
+    """Print the diff of two matrix.json files (or run folders holding one).
+    Exit status: 1 on a regression, 0 otherwise, 2 when a file cannot be read."""
+    try:
+        old, new = _load(old_path), _load(new_path)
+    except ReportSchemaError as exc:
+        print(f"diff: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # missing file, bad JSON, missing field
+        print(f"diff: cannot read a run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    d = diff_runs(old, new)
+    sys.stdout.write(render_diff(d))
+    return 1 if d.has_regression else 0
+
+
+__all__ = ["CellChange", "RunDiff", "diff_runs", "main_diff", "render_diff"]
+
+if __name__ == "__main__":  # python3 -m harness.diff OLD NEW, until the CLI grows a subcommand
+    if len(sys.argv) != 3:
+        print("usage: python3 -m harness.diff OLD/matrix.json NEW/matrix.json", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main_diff(Path(sys.argv[1]), Path(sys.argv[2])))

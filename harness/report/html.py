@@ -1,0 +1,290 @@
+"""matrix.html: one static, self-contained page (inline CSS, no external assets).
+
+Readable straight from disk without JavaScript; a few lines of inline JS only add a
+filter-by-feature control. Every non-passing cell links to its evidence section.
+Every piece of run data is escaped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from html import escape
+from pathlib import Path, PurePath
+from urllib.parse import quote
+
+from harness.outcomes import OUTCOMES, CellResult
+from harness.report.model import Run
+
+LABEL = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}
+CHECK_ORDER = ("py2ts", "py2ts2py", "ts2py")
+# Evidence sections list the worst outcomes first.
+SEVERITY = ("error", "fail", "xpass", "xfail", "skip", "pass")
+NO_FEATURE = "(no feature)"
+
+Column = tuple[str, str, str, str, str]  # check, pytorch, torchsharp, device, codec
+Impl = tuple[str, str, str, str]  # pytorch, torchsharp, device, codec
+
+CSS = """
+:root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; }
+body { margin: 1.5rem; max-width: 100%; }
+h1 { font-size: 1.5rem; margin: 0 0 .75rem; }
+h2 { font-size: 1.15rem; margin: 1.75rem 0 .5rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; }
+h3 { font-size: 1rem; margin: 0 0 .4rem; font-family: ui-monospace, monospace; word-break: break-all; }
+table { border-collapse: collapse; font-size: .85rem; }
+th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+thead th { background: #f6f8fa; position: sticky; top: 0; }
+th.impl { text-align: center; font-weight: 600; }
+th.check { text-align: center; font-weight: 500; font-family: ui-monospace, monospace; }
+td.case { font-family: ui-monospace, monospace; white-space: nowrap; }
+tr.group th { background: #eaeef2; font-weight: 600; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+.tag { display: inline-block; background: #ddf4ff; color: #0a3069; border-radius: .6rem;
+       padding: 0 .45rem; margin: 0 .15rem .1rem 0; font-size: .75rem; }
+td.o { text-align: center; font-weight: 600; white-space: nowrap; }
+td.o a { color: inherit; text-decoration: underline dotted; display: block; }
+.pass { background: #dafbe1; color: #116329; }
+.fail { background: #ffd7d5; color: #a40e26; }
+.xfail { background: #fff1c2; color: #7d4e00; }
+.xpass { background: #ffd8b5; color: #953800; }
+.skip { background: #eaeef2; color: #57606a; }
+.error { background: #8c1d2a; color: #ffffff; }
+.none { background: #ffffff; color: #8c959f; }
+.badge { display: inline-block; border-radius: .3rem; padding: .1rem .5rem; margin-right: .4rem;
+         font-weight: 600; }
+.zero { opacity: .45; }
+dl.prov { display: grid; grid-template-columns: max-content auto; gap: .15rem 1rem; margin: 0; font-size: .9rem; }
+dl.prov dt { font-weight: 600; }
+dl.prov dd { margin: 0; font-family: ui-monospace, monospace; word-break: break-all; }
+section.cell { border: 1px solid #d0d7de; border-left-width: .4rem; border-radius: .3rem;
+               padding: .6rem .8rem; margin: .8rem 0; }
+section.cell:target { outline: 3px solid #0969da; }
+section.cell.fail, section.cell.error { border-left-color: #cf222e; }
+section.cell.xpass { border-left-color: #bc4c00; }
+section.cell.xfail { border-left-color: #bf8700; }
+section.cell.skip { border-left-color: #8c959f; }
+section.cell, section.cell.error { background: #ffffff; color: #1b1f24; }
+pre { background: #f6f8fa; padding: .5rem; overflow-x: auto; white-space: pre-wrap;
+      word-break: break-word; margin: .2rem 0; font-size: .8rem; max-height: 30rem; }
+.muted { color: #57606a; font-size: .85rem; }
+.scroll { overflow-x: auto; }
+#filter { margin: .4rem 0; }
+"""
+
+# Progressive enhancement only: without JS the filter stays hidden and every row shows.
+JS = """
+(function () {
+  var box = document.getElementById('filter');
+  var sel = document.getElementById('feature');
+  if (!box || !sel) { return; }
+  box.hidden = false;
+  sel.addEventListener('change', function () {
+    var want = sel.value;
+    var rows = document.querySelectorAll('#matrix tbody tr');
+    var header = null, shown = 0;
+    function close() { if (header) { header.hidden = shown === 0; } }
+    rows.forEach(function (tr) {
+      if (tr.classList.contains('group')) { close(); header = tr; shown = 0; return; }
+      var feats = (tr.getAttribute('data-features') || '').split(' ');
+      var ok = want === '' || feats.indexOf(want) >= 0;
+      tr.hidden = !ok;
+      if (ok) { shown += 1; }
+    });
+    close();
+  });
+})();
+"""
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _column_key(col: Column) -> tuple[str, str, str, str, int, str]:
+    check, pytorch, torchsharp, device, codec = col
+    order = CHECK_ORDER.index(check) if check in CHECK_ORDER else len(CHECK_ORDER)
+    return (device, torchsharp, pytorch, codec, order, check)
+
+
+def anchor(cell_id: str) -> str:
+    """The HTML id of a cell's evidence section (the same for every report of that cell)."""
+    return "cell-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", cell_id)
+
+
+def evidence_href(evidence: str, run_id: str, report_dir: Path | None = None) -> str:
+    """A link to a cell's evidence folder that works from the report's own folder.
+
+    With ``report_dir`` the link is relative to it. Otherwise a path inside the run's own
+    folder (``.../<run_id>/cells/x``) becomes ``cells/x``, as the report sits in
+    ``reports/<run_id>/``; any other relative path is kept; an absolute one becomes a
+    ``file://`` URI.
+    """
+    path = PurePath(evidence)
+    if report_dir is not None and path.is_absolute():
+        return quote(Path(os.path.relpath(path, report_dir)).as_posix())
+    parts = path.parts
+    if run_id in parts[:-1]:
+        at = len(parts) - 1 - parts[::-1].index(run_id)
+        return quote(PurePath(*parts[at + 1:]).as_posix())
+    if not path.is_absolute():
+        return quote(path.as_posix())
+    return Path(path).as_uri()
+
+
+def _features(cells: Iterable[CellResult]) -> list[str]:
+    return list(dict.fromkeys(f for c in cells for f in c.features))
+
+
+def _provenance(run: Run) -> list[str]:
+    items = [("run", run.run_id), ("started", run.started), ("duration", f"{run.duration_s:.1f} s"),
+             *run.provenance.items()]
+    out = ['<dl class="prov">']
+    out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items]
+    out.append("</dl>")
+    return out
+
+
+def _summary(run: Run) -> list[str]:
+    s = run.summary
+    badges = [f'<span class="badge {o}{"" if s[o] else " zero"}">{s[o]} {_e(o)}</span>' for o in OUTCOMES]
+    verdict = "no cell failed, errored or passed unexpectedly" if run.ok else "some cells are red"
+    return [f'<p id="summary">{"".join(badges)} <span class="muted">{len(run.cells)} cells; {verdict}</span></p>']
+
+
+def _matrix(run: Run, anchors: dict[str, str]) -> list[str]:
+    columns: list[Column] = sorted({(c.check, c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells},
+                                   key=_column_key)
+    impls: list[tuple[Impl, int]] = []
+    for col in columns:
+        impl: Impl = col[1:]
+        if impls and impls[-1][0] == impl:
+            impls[-1] = (impl, impls[-1][1] + 1)
+        else:
+            impls.append((impl, 1))
+    index = {(c.case, c.check, c.pytorch, c.torchsharp, c.device, c.codec): c for c in run.cells}
+    by_case: dict[str, list[CellResult]] = {}
+    for c in run.cells:
+        by_case.setdefault(c.case, []).append(c)
+    groups: dict[str, list[str]] = {}
+    for case, cells in by_case.items():
+        feats = _features(cells)
+        groups.setdefault(feats[0] if feats else NO_FEATURE, []).append(case)
+    width = len(columns) + 2
+    out = ['<div class="scroll"><table id="matrix">', "<thead>",
+           '<tr><th rowspan="2">case</th><th rowspan="2">features</th>']
+    out += [f'<th class="impl" colspan="{n}">PyTorch {_e(pt)} · TorchSharp {_e(ts)}<br>{_e(dev)} · codec {_e(co)}'
+            "</th>" for (pt, ts, dev, co), n in impls]
+    out.append("</tr><tr>")
+    out += [f'<th class="check">{_e(col[0])}</th>' for col in columns]
+    out += ["</tr>", "</thead>", "<tbody>"]
+    for group, cases in groups.items():
+        out.append(f'<tr class="group"><th colspan="{width}">{_e(group)}</th></tr>')
+        for case in cases:
+            feats = _features(by_case[case])
+            tags = "".join(f'<span class="tag">{_e(f)}</span>' for f in feats)
+            row = [f'<tr data-features="{_e(" ".join(feats))}"><td class="case">{_e(case)}</td><td>{tags}</td>']
+            for col in columns:
+                cell = index.get((case, *col))
+                if cell is None:
+                    row.append('<td class="o none">—</td>')
+                    continue
+                label = _e(LABEL.get(cell.outcome, cell.outcome))
+                title = _e(f"{cell.id}: {cell.outcome}" + (f" — {cell.reason[:300]}" if cell.reason else ""))
+                if cell.outcome == "pass":
+                    row.append(f'<td class="o pass" title="{title}">{label}</td>')
+                else:
+                    row.append(f'<td class="o {_e(cell.outcome)}" title="{title}">'
+                               f'<a href="#{_e(anchors[cell.id])}">{label}</a></td>')
+            out.append("".join(row) + "</tr>")
+    out += ["</tbody>", "</table></div>"]
+    return out
+
+
+def _by_feature(run: Run) -> list[str]:
+    counts: dict[str, dict[str, int]] = {}
+    for c in run.cells:
+        for f in c.features or [NO_FEATURE]:
+            counts.setdefault(f, dict.fromkeys(OUTCOMES, 0))[c.outcome] += 1
+    out = ['<table id="by-feature">', "<thead><tr><th>feature</th>"]
+    out += [f'<th class="num">{_e(o)}</th>' for o in OUTCOMES]
+    out.append('<th class="num">cells</th></tr></thead><tbody>')
+    for feature in sorted(counts):
+        row = counts[feature]
+        tds = "".join(f'<td class="num{f" {o}" if row[o] and o != "pass" else ""}">{row[o]}</td>' for o in OUTCOMES)
+        out.append(f"<tr><td>{_e(feature)}</td>{tds}<td class=\"num\">{sum(row.values())}</td></tr>")
+    out.append("</tbody></table>")
+    return out
+
+
+def _evidence(run: Run, anchors: dict[str, str], report_dir: Path | None) -> list[str]:
+    notes = sorted((c for c in run.cells if c.outcome != "pass"),
+                   key=lambda c: SEVERITY.index(c.outcome) if c.outcome in SEVERITY else 0)
+    if not notes:
+        return ["<p>Every cell passed.</p>"]
+    out: list[str] = []
+    for c in notes:
+        o = _e(c.outcome)
+        impl = f"PyTorch {c.pytorch} · TorchSharp {c.torchsharp} · {c.device} · codec {c.codec}"
+        out.append(f'<section class="cell {o}" id="{_e(anchors[c.id])}">')
+        out.append(f'<h3><span class="badge {o}">{_e(LABEL.get(c.outcome, c.outcome))}</span>{_e(c.id)}</h3>')
+        out.append('<dl class="prov">')
+        out.append(f"<dt>outcome</dt><dd>{o}</dd><dt>case</dt><dd>{_e(c.case)}</dd>"
+                   f"<dt>check</dt><dd>{_e(c.check)}</dd><dt>under</dt><dd>{_e(impl)}</dd>"
+                   f"<dt>features</dt><dd>{_e(', '.join(c.features) or '—')}</dd>"
+                   f"<dt>duration</dt><dd>{c.duration_s:.2f} s</dd>")
+        if c.evidence:
+            href = evidence_href(c.evidence, run.run_id, report_dir)
+            out.append(f'<dt>evidence</dt><dd><a href="{_e(href)}">{_e(c.evidence)}</a></dd>')
+        else:
+            out.append("<dt>evidence</dt><dd>— (no files kept)</dd>")
+        out.append("</dl>")
+        out.append(f"<div><strong>reason</strong><pre class=\"reason\">{_e(c.reason or '—')}</pre></div>")
+        if c.details:
+            details = json.dumps(c.details, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+            out.append(f"<details open><summary>details</summary><pre>{_e(details)}</pre></details>")
+        out.append('<p class="muted"><a href="#matrix">back to the matrix</a></p></section>')
+    return out
+
+
+def _anchors(cells: Iterable[CellResult]) -> dict[str, str]:
+    anchors: dict[str, str] = {}
+    used: set[str] = set()
+    for c in cells:
+        if c.id in anchors:
+            continue
+        base = anchor(c.id)
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}-{n}"
+        used.add(name)
+        anchors[c.id] = name
+    return anchors
+
+
+def render(run: Run, report_dir: Path | None = None) -> str:
+    """The whole page. ``report_dir`` (where the page will be written) only serves to make
+    absolute evidence paths relative; see :func:`evidence_href`."""
+    anchors = _anchors(run.cells)
+    features = sorted(_features(run.cells))
+    title = f"Compatibility matrix — run {run.run_id}"
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{_e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+           f"<h1>{_e(title)}</h1>", "<h2>Provenance</h2>", *_provenance(run),
+           "<h2>Summary</h2>", *_summary(run), "<h2>Matrix</h2>",
+           '<p class="muted">Rows: cases, grouped by their first feature. Columns: check × (PyTorch, '
+           "TorchSharp, device, codec). Every cell that did not pass links to its evidence below.</p>"]
+    if features:
+        opts = "".join(f'<option value="{_e(f)}">{_e(f)}</option>' for f in features)
+        out.append(f'<div id="filter" hidden><label>Show feature: <select id="feature">'
+                   f'<option value="">all</option>{opts}</select></label></div>')
+    out += _matrix(run, anchors)
+    out += ["<h2>By feature</h2>",
+            '<p class="muted">Cells per feature and outcome (a cell counts once for each of its features).</p>',
+            *_by_feature(run), '<h2 id="evidence">Cells that did not pass</h2>', *_evidence(run, anchors, report_dir)]
+    if features:
+        out.append(f"<script>{JS}</script>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
