@@ -364,7 +364,7 @@ def save_optimizer(optimizer: torch.optim.Optimizer, dest: Dest) -> None:
 
 # torch 1.13 keeps `step` as a float32 tensor for these (an int for the others); 2.x always a tensor.
 _TENSOR_STEP_113 = {"Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad", "ASGD"}
-_TENSOR_F64 = {"ASGD", "NAdam"}  # eta, mu, mu_product are float32 tensors in PyTorch
+_TENSOR_F64 = {"ASGD", "NAdam"}  # eta, mu, mu_product are tensors in PyTorch (float32 when it makes them)
 
 
 def _torch_major_minor() -> tuple[int, int]:
@@ -421,7 +421,9 @@ def optimizer_record_to_state_dict(record: OptimizerRecord,
                 if st.kind == "i64":
                     out[st.name] = torch.tensor(float(v)) if tensor_step else int(v)  # type: ignore[arg-type]
                 elif st.kind == "f64":
-                    out[st.name] = torch.tensor(float(v)) if layout.torch_name in _TENSOR_F64 else float(v)  # type: ignore[arg-type]
+                    # float64 tensors keep TorchSharp's double exactly (PyTorch reads them with .item())
+                    out[st.name] = (torch.tensor(float(v), dtype=torch.float64)  # type: ignore[arg-type]
+                                    if layout.torch_name in _TENSOR_F64 else float(v))  # type: ignore[arg-type]
                 elif v is not None:
                     out[st.name] = v
             if layout.ts_name == "SGD" and out.get("momentum_buffer") is None:

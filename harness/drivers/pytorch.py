@@ -75,7 +75,14 @@ class PyTorchDriver(PythonDriver):
 
     def step(self, grads: Mapping[str, torch.Tensor]) -> None:
         torch_build.apply_gradients(self._model(), grads)
-        self._optim().step()
+        opt = self._optim()
+        if isinstance(opt, torch.optim.LBFGS):  # needs a closure: re-applies the same gradients
+            def closure() -> torch.Tensor:
+                torch_build.apply_gradients(self._model(), grads)
+                return torch.zeros(())
+            opt.step(closure)
+        else:
+            opt.step()
 
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer)
