@@ -43,6 +43,7 @@ class OptimizerCase:
     optimizer: Mapping[str, Any]
     steps: int = 2
     no_grad: tuple[str, ...] = ()
+    scheduler: Mapping[str, Any] | None = None  # PyTorch-side only, while the state is made
     features: tuple[str, ...] = ()
     description: str = ""
     source: str = ""
@@ -127,6 +128,7 @@ def parse_optimizer_case(data: Mapping[str, Any], models: Mapping[str, ModelCase
         optimizer=opt,
         steps=int(data.get("steps", 2)),
         no_grad=tuple(data.get("no_grad", ())),
+        scheduler=data.get("scheduler"),
         features=tuple(data.get("features", ())),
         description=str(data.get("description", "")),
         source=where,

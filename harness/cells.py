@@ -199,6 +199,7 @@ class CellRunner:
             for step in range(case.steps):
                 grads = torch_build.make_gradients(params, mc.seed, step, skip=case.no_grad)
                 self.py.step(grads)
+                self.py.advance_schedule()
         else:
             self.py.train(mc.train_steps, mc.seed, mc.input_shape)
 

@@ -120,6 +120,18 @@ def build_optimizer(model: nn.Module, spec: Mapping[str, Any]) -> torch.optim.Op
     return OPTIMIZERS[kind](groups, **defaults)
 
 
+SCHEDULERS: dict[str, Any] = {"StepLR": torch.optim.lr_scheduler.StepLR,
+                              "ExponentialLR": torch.optim.lr_scheduler.ExponentialLR}
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any]) -> Any:
+    """An LR scheduler (it gives every group an ``initial_lr`` distinct from ``lr``)."""
+    kind = spec.get("type")
+    if kind not in SCHEDULERS:
+        raise SpecError(f"unknown scheduler type {kind!r} (known: {sorted(SCHEDULERS)})")
+    return SCHEDULERS[kind](optimizer, **{k: v for k, v in spec.items() if k != "type"})
+
+
 def parameter_order(spec: Mapping[str, Any]) -> list[str]:
     """Parameter names in optimizer-state order (groups in order, params in order)."""
     return [name for group in spec["groups"] for name in group["params"]]

@@ -112,6 +112,10 @@ class PythonDriver(Driver):
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
         """Digests of what the codec under test reads from a module-state file."""
 
+    @abstractmethod
+    def advance_schedule(self) -> None:
+        """Step the case's LR scheduler, if it has one (only while making state)."""
+
 
 def is_optimizer_case(case: Case) -> bool:
     return isinstance(case, OptimizerCase)

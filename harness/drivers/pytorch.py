@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy
 import torch
@@ -28,6 +29,7 @@ class PyTorchDriver(PythonDriver):
         self.codec_name = codec.name
         self.model: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
         version = torch.__version__.split("+")[0]
         devices = {"cpu"} | ({"cuda"} if torch.cuda.is_available() else set())
         self.capabilities = Capabilities(
@@ -52,8 +54,11 @@ class PyTorchDriver(PythonDriver):
         mc = model_case_of(case)
         self.model = torch_build.build_model(mc.model, mc.dtype, mc.seed, device)
         self.optimizer = None
+        self.scheduler = None
         if isinstance(case, OptimizerCase):
             self.optimizer = torch_build.build_optimizer(self.model, case.optimizer)
+            if case.scheduler:
+                self.scheduler = torch_build.build_scheduler(self.optimizer, case.scheduler)
 
     def load_module(self, path: Path, strict: bool = True) -> None:
         with open(path, "rb") as f:
@@ -86,6 +91,10 @@ class PyTorchDriver(PythonDriver):
 
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer)
+
+    def advance_schedule(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
 
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
         with open(path, "rb") as f:

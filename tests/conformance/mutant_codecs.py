@@ -38,6 +38,7 @@ def _codec(name: str, **overrides: Any) -> types.ModuleType:
     module.load_state_dict = ours.load_state_dict  # type: ignore[attr-defined]
     module.save_adam = ours.save_adam  # type: ignore[attr-defined]
     module.save_adamw = ours.save_adamw  # type: ignore[attr-defined]
+    module.save_sgd = ours.save_sgd  # type: ignore[attr-defined]
     for k, v in overrides.items():
         setattr(module, k, v)
     return module
@@ -80,3 +81,27 @@ def wrong_adam_beta1(delta: float = 0.01) -> types.ModuleType:
         finally:
             group["betas"] = saved
     return _codec("wrong_adam_beta1", save_adam=save_adam)
+
+
+def _record_mutant(name: str, torch_name: str, mutate: Any) -> types.ModuleType:
+    def save(optimizer: torch.optim.Optimizer, f: BinaryIO) -> None:
+        record = ours.optimizer_record_from_torch(optimizer)
+        mutate(record)
+        ours.write_optimizer(f, record)
+    return _codec(name, **{f"save_{torch_name.lower()}": save})
+
+
+def swapped_adam_moments() -> types.ModuleType:
+    """Writes exp_avg where exp_avg_sq belongs and back: same shapes, so it round-trips bitwise."""
+    def mutate(record: Any) -> None:
+        for s in record.states:
+            s["exp_avg"], s["exp_avg_sq"] = s["exp_avg_sq"], s["exp_avg"]
+    return _record_mutant("swapped_adam_moments", "Adam", mutate)
+
+
+def lr_as_initial_lr() -> types.ModuleType:
+    """Upstream's defect: writes lr where initial_lr belongs (initial_lr is lost)."""
+    def mutate(record: Any) -> None:
+        for g in record.groups:
+            g["initial_lr"] = g["lr"]
+    return _record_mutant("lr_as_initial_lr", "SGD", mutate)

@@ -55,3 +55,20 @@ def test_wrong_adam_beta_is_red(cell_runner: CellRunner, tmp_path: Path) -> None
     result = _run(cell_runner, tmp_path, mutant_codecs.wrong_adam_beta1(), "adam_two_groups", "py2ts")
     assert result.outcome == "fail"
     assert "group[0].beta1" in result.reason
+
+
+def test_swapped_moments_round_trip_bitwise_but_the_semantic_check_is_red(cell_runner, tmp_path):
+    mutant = mutant_codecs.swapped_adam_moments()
+    round_trip = _run(cell_runner, tmp_path / "rt", mutant, "adam_two_groups", "py2ts2py")
+    # TorchSharp gives back exactly the bytes it was given: the byte round trip alone cannot tell.
+    assert "module_file_identical" in round_trip.details
+    semantic = _run(cell_runner, tmp_path / "sem", mutant, "adam_two_groups", "continue_py2ts")
+    assert semantic.outcome == "fail"
+    assert "exp_avg" in semantic.reason and "ULP" in semantic.reason
+
+
+def test_lr_written_as_initial_lr_is_red(cell_runner, tmp_path):
+    result = _run(cell_runner, tmp_path, mutant_codecs.lr_as_initial_lr(), "sgd_steplr", "continue_py2ts")
+    assert result.outcome == "fail"
+    assert "initial_lr" in result.reason
+    assert _run(cell_runner, tmp_path / "ok", mutant_codecs._codec("control"), "sgd_steplr", "continue_py2ts").outcome == "pass"

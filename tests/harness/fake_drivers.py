@@ -63,7 +63,7 @@ class FakeTorchSharp(Driver):
             e = d.module[key]
             d.module[key] = TensorDigest(e.dtype, e.shape, "0" * 64)
         if self.fault == "beta" and d.optimizer is not None:
-            d.optimizer.groups[0]["beta1"] = "3fe999999999999a"
+            d.optimizer.groups[0]["beta1"] = "3fe9eb851eb851ec"  # 0.81, not 0.8
         return d
 
     def ensure_alive(self) -> None:
