@@ -203,7 +203,7 @@ class CellRunner:
         else:
             self.py.train(mc.train_steps, mc.seed, mc.input_shape)
 
-    def _py_to_ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> Digest:
+    def _py_to_ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any], compare: bool = True) -> Digest:
         case = cell.case
         is_opt = isinstance(case, OptimizerCase)
         self._make_python_state(case, cell.device)
@@ -215,6 +215,8 @@ class CellRunner:
         ts.load_module(d / "py_module.dat")
         if is_opt:
             ts.load_optimizer(d / "py_optimizer.dat")
+        if not compare:
+            return expected
         got = ts.digest()
         details["tensors"] = len(expected.module)
         details["torchsharp_order_matches"] = list(expected.module) == list(got.module)
@@ -302,7 +304,9 @@ class CellRunner:
                  f"TorchSharp disagree (max {verdict.max_ulp:g} ULP, tolerance {verdict.tolerance:g})", details)
 
     def check_continue_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
-        self._py_to_ts(cell, ts, d, details)
+        # No digest comparison here: this check must stand on its own (a state that loads
+        # and round-trips but means something else is caught by continuing, not by digests).
+        self._py_to_ts(cell, ts, d, details, compare=False)
         self._continue_both(cell, ts, d, details)
 
     def check_continue_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:

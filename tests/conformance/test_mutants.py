@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import torch_build
 from harness.cases import load_catalogue
 from harness.cells import Cell, CellRunner
 from harness.codecs import CodecUnderTest
@@ -59,12 +60,23 @@ def test_wrong_adam_beta_is_red(cell_runner: CellRunner, tmp_path: Path) -> None
 
 def test_swapped_moments_round_trip_bitwise_but_the_semantic_check_is_red(cell_runner, tmp_path):
     mutant = mutant_codecs.swapped_adam_moments()
-    round_trip = _run(cell_runner, tmp_path / "rt", mutant, "adam_two_groups", "py2ts2py")
-    # TorchSharp gives back exactly the bytes it was given: the byte round trip alone cannot tell.
-    assert "module_file_identical" in round_trip.details
+    case = next(x for x in CATALOGUE.all() if x.name == "adam_two_groups")
+    # Through real TorchSharp: it loads the swapped file and saves exactly the same bytes.
+    py = PyTorchDriver(CodecUnderTest("swapped", [mutant]))
+    py.build(case, "cpu")
+    params = torch_build.reference_parameters(case.model_case.model, "float32", case.model_case.seed)
+    for step in range(case.steps):
+        py.step(torch_build.make_gradients(params, case.model_case.seed, step))
+    py.save_optimizer(tmp_path / "swapped.dat")
+    ts = next(iter(cell_runner.ts.values()))
+    ts.build(case, "cpu")
+    ts.load_optimizer(tmp_path / "swapped.dat")
+    ts.save_optimizer(tmp_path / "resaved.dat")
+    assert (tmp_path / "swapped.dat").read_bytes() == (tmp_path / "resaved.dat").read_bytes()
+    # ... but continuing training on both sides shows the state means something else.
     semantic = _run(cell_runner, tmp_path / "sem", mutant, "adam_two_groups", "continue_py2ts")
     assert semantic.outcome == "fail"
-    assert "exp_avg" in semantic.reason and "ULP" in semantic.reason
+    assert "exp_avg" in semantic.reason
 
 
 def test_lr_written_as_initial_lr_is_red(cell_runner, tmp_path):
