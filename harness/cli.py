@@ -1,8 +1,9 @@
-"""Command line: ``python3 -m harness run | build-worker | cases``.
+"""Command line: ``python3 -m harness run | diff | build-worker | cases``.
 
 ``run`` builds the worker(s) if needed, starts each once, runs every selected cell
-against real TorchSharp and writes ``reports/<run>/matrix.json`` and ``matrix.md``
-(and ``reports/latest/``). Exit status: 0 when no cell failed, errored or passed
+against real TorchSharp and writes ``reports/<run>/`` (matrix.json, matrix.md,
+index.html, junit.xml, cells/<failing cell>/ with a repro.sh) and ``reports/latest``.
+``diff OLD NEW`` lists new failures, fixes and changed reasons. Exit status: 0 when no cell failed, errored or passed
 unexpectedly; 1 otherwise; 2 for bad usage.
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ from harness.drivers.base import Driver
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver, WorkerUnavailable, build_worker
 from harness.outcomes import ExpectedFailures
-from harness.report import Run, json_report, markdown
+from harness.diff import main_diff
+from harness.report import Run, html, json_report, junit, markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run.duration_s = round(time.monotonic() - t0, 2)
     write_atomic(out / "matrix.json", json_report.render(run))
     write_atomic(out / "matrix.md", markdown.render(run))
+    write_atomic(out / "index.html", html.render(run, report_dir=out))
+    write_atomic(out / "junit.xml", junit.render(run))
     latest = Path(args.out) / "latest"
     if latest.is_symlink() or latest.is_file():
         latest.unlink()
@@ -122,6 +126,10 @@ def cmd_build_worker(args: argparse.Namespace) -> int:
             if not args.allow_unavailable:
                 return 1
     return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    return main_diff(Path(args.old), Path(args.new))
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -152,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true")
     b.add_argument("--allow-unavailable", action="store_true")
     b.set_defaults(func=cmd_build_worker)
+    d = sub.add_parser("diff", help="compare two matrix.json files; exit 1 on a regression (the upgrade gate)")
+    d.add_argument("old", help="the baseline matrix.json (or its run folder)")
+    d.add_argument("new", help="the candidate matrix.json (or its run folder)")
+    d.set_defaults(func=cmd_diff)
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))
     c.set_defaults(func=cmd_cases)

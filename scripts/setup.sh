@@ -5,7 +5,8 @@
 #   1. Debian 13's libstdc++6 (TorchSharp 0.107's native library needs GLIBCXX_3.4.32),
 #      with trixie pinned low so nothing else moves.  Must come before step 2.
 #   2. Debian's python3-torch, numpy, pytest, hypothesis and tox (PyPI is unreachable).
-#   3. The .NET worker, built once per TorchSharp version (python3 -m harness build-worker).
+#   3. Debian's chromium, for the HTML report's browser test.
+#   4. The .NET worker, built once per TorchSharp version (python3 -m harness build-worker).
 # Each step checks first and does nothing when its result is already there, so the
 # README's commands can call this every time and stay quick.
 set -euo pipefail
@@ -80,12 +81,21 @@ step_python() {
     python3-torch python3-numpy python3-pytest python3-hypothesis tox >/dev/null
 }
 
+step_chromium() {
+  # Headless Chromium checks the HTML report in a real browser (tests/harness/test_html_browser.py).
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  log "installing Debian's chromium (for the HTML report's browser test)"
+  apt_update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 step_dotnet() {
   command -v dotnet >/dev/null 2>&1 || { log "the .NET SDK is missing (dotnet not on PATH)"; exit 1; }
 }
 
 step_libstdcxx
 step_python
+step_chromium
 step_dotnet
 if [ "${SETUP_SKIP_WORKER:-}" != 1 ]; then
   cd "$(dirname "$0")/.."

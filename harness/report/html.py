@@ -37,7 +37,8 @@ th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left; ver
 thead th { background: #f6f8fa; position: sticky; top: 0; }
 th.impl { text-align: center; font-weight: 600; }
 th.check { text-align: center; font-weight: 500; font-family: ui-monospace, monospace; }
-td.case { font-family: ui-monospace, monospace; white-space: nowrap; }
+td.case, td.feats { white-space: nowrap; }
+td.case { font-family: ui-monospace, monospace; }
 tr.group th { background: #eaeef2; font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .tag { display: inline-block; background: #ddf4ff; color: #0a3069; border-radius: .6rem;
@@ -183,7 +184,8 @@ def _matrix(run: Run, anchors: dict[str, str]) -> list[str]:
         for case in cases:
             feats = _features(by_case[case])
             tags = "".join(f'<span class="tag">{_e(f)}</span>' for f in feats)
-            row = [f'<tr data-features="{_e(" ".join(feats))}"><td class="case">{_e(case)}</td><td>{tags}</td>']
+            row = [f'<tr data-features="{_e(" ".join(feats))}"><td class="case">{_e(case)}</td>'
+                   f'<td class="feats">{tags}</td>']
             for col in columns:
                 cell = index.get((case, *col))
                 if cell is None:

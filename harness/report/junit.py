@@ -58,8 +58,9 @@ def render(run: Run) -> str:
     s = run.summary
     counts = {"tests": str(len(run.cells)), "failures": str(s["fail"] + s["xpass"]), "errors": str(s["error"]),
               "skipped": str(s["skip"] + s["xfail"]), "time": f"{run.duration_s:.3f}"}
-    root = ET.Element("testsuites", name=_x(f"torchsharp-conformance {run.run_id}"), **counts)
-    suite = ET.SubElement(root, "testsuite", name="torchsharp-conformance", timestamp=_x(run.started), **counts)
+    root = ET.Element("testsuites", {"name": _x(f"torchsharp-conformance {run.run_id}"), **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": "torchsharp-conformance", **counts,
+                                              "timestamp": _x(run.started)})
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="run_id", value=_x(run.run_id))
     for key, value in run.provenance.items():
