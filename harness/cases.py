@@ -32,6 +32,7 @@ class ModelCase:
     features: tuple[str, ...] = ()
     description: str = ""
     source: str = ""
+    input: Mapping[str, Any] | None = None  # e.g. {"dtype": "int64", "low": 0, "high": 100}
 
     kind = "model"
 
@@ -55,16 +56,32 @@ class OptimizerCase:
         return str(self.optimizer["type"])
 
 
-Case = ModelCase | OptimizerCase
+@dataclass(frozen=True)
+class TensorCase:
+    """One tensor for the single-tensor file form (``Tensor.Save`` / ``Tensor.Load``)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    layout: str = "contiguous"   # or "transposed": written from a non-contiguous view
+    features: tuple[str, ...] = ()
+    description: str = ""
+    source: str = ""
+
+    kind = "tensor"
+
+
+Case = ModelCase | OptimizerCase | TensorCase
 
 
 @dataclass
 class Catalogue:
     models: dict[str, ModelCase] = field(default_factory=dict)
     optimizers: dict[str, OptimizerCase] = field(default_factory=dict)
+    tensors: dict[str, TensorCase] = field(default_factory=dict)
 
     def all(self) -> list[Case]:
-        return [*self.models.values(), *self.optimizers.values()]
+        return [*self.models.values(), *self.optimizers.values(), *self.tensors.values()]
 
     def select(self, names: Iterable[str] | None = None,
                features: Iterable[str] | None = None) -> list[Case]:
@@ -100,6 +117,7 @@ def parse_model_case(data: Mapping[str, Any], where: str = "<model case>") -> Mo
         features=tuple(data.get("features", ())),
         description=str(data.get("description", "")),
         source=where,
+        input=data.get("input"),
     )
 
 
@@ -157,4 +175,26 @@ def load_catalogue(root: Path = CASES_DIR) -> Catalogue:
         if ocase.name in cat.optimizers or ocase.name in cat.models:
             raise CaseError(f"{path}: duplicate case name {ocase.name!r}")
         cat.optimizers[ocase.name] = ocase
+    tensor_file = root / "tensors.json"
+    if tensor_file.exists():
+        for tcase in parse_tensor_cases(_read_json(tensor_file), str(tensor_file)):
+            if tcase.name in cat.tensors:
+                raise CaseError(f"{tensor_file}: duplicate tensor case {tcase.name!r}")
+            cat.tensors[tcase.name] = tcase
     return cat
+
+
+def parse_tensor_cases(data: Mapping[str, Any], where: str) -> list[TensorCase]:
+    """cases/tensors.json: every dtype x every named shape (values: harness/inputs.py)."""
+    dtypes = _require(data, "dtypes", list, where)
+    shapes = _require(data, "shapes", dict, where)
+    out = []
+    for dtype in dtypes:
+        for shape_name, spec in shapes.items():
+            shape = _require(spec, "shape", list, f"{where} shapes.{shape_name}")
+            out.append(TensorCase(
+                name=f"tensor_{dtype}_{shape_name}", dtype=str(dtype), shape=tuple(int(d) for d in shape),
+                layout=str(spec.get("layout", "contiguous")),
+                features=("tensor-file", f"dtype-{dtype}", f"shape-{shape_name}"),
+                description=f"{dtype} tensor, {shape_name} {shape}: edge values", source=where))
+    return out

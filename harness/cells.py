@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import codec as trusted_codec  # reads TorchSharp's files for the semantic checks
-from harness import semantics, torch_build
-from harness.cases import Case, OptimizerCase
+from harness import inputs, semantics, torch_build
+from harness.ulp import bitwise_equal, max_ulp
+from harness.cases import Case, ModelCase, OptimizerCase, TensorCase
 from harness.codecs import CodecFailure
 from harness.digest import TensorDigest
 from harness.drivers.base import Digest, Driver, OptimizerDigest, PythonDriver, Value, model_case_of
@@ -45,9 +46,13 @@ from harness.drivers.protocol import (
 )
 from harness.outcomes import CellResult, ExpectedFailures
 
-MODEL_CHECKS = ("py2ts", "py2ts2py", "ts2py")
-OPTIMIZER_CHECKS = (*MODEL_CHECKS, "continue_py2ts", "continue_ts2py")
-CHECKS = OPTIMIZER_CHECKS
+STATE_CHECKS = ("py2ts", "py2ts2py", "ts2py")
+MODEL_CHECKS = (*STATE_CHECKS, "functional")
+OPTIMIZER_CHECKS = (*STATE_CHECKS, "continue_py2ts", "continue_ts2py")
+TENSOR_CHECKS = ("tensor_py2ts", "tensor_ts2py")
+CHECKS = (*MODEL_CHECKS, "continue_py2ts", "continue_ts2py", *TENSOR_CHECKS)
+# Max ULP distance of model outputs (eval mode) between PyTorch 1.13 and LibTorch 2.10 kernels.
+FUNCTIONAL_TOLERANCE_ULP = 256  # measured: <= 96 on the catalogue (docs/semantics.md)
 ROOT = Path(__file__).resolve().parent.parent
 CONTINUE_STEPS = 3
 DEVICES = ("cpu", "cuda")
@@ -81,6 +86,8 @@ class Cell:
 
 
 def checks_for(case: Case) -> tuple[str, ...]:
+    if isinstance(case, TensorCase):
+        return TENSOR_CHECKS
     return OPTIMIZER_CHECKS if isinstance(case, OptimizerCase) else MODEL_CHECKS
 
 
@@ -100,6 +107,8 @@ def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
     if isinstance(case, OptimizerCase):
         spec.update(model=case.model_case.model, optimizer=dict(case.optimizer), steps=case.steps,
                     no_grad=list(case.no_grad))
+    elif isinstance(case, TensorCase):
+        spec.update(dtype=case.dtype, shape=list(case.shape), layout=case.layout)
     else:
         spec.update(model=case.model, dtype=case.dtype, seed=case.seed, input_shape=list(case.input_shape))
     (folder / "case.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
@@ -279,6 +288,47 @@ class CellRunner:
             self.py.load_optimizer(d / "ts_optimizer.dat")
             _fail_if(compare_optimizers(got.optimizer, self.py.digest().optimizer, "PyTorch"),
                      "PyTorch's optimizer holds other state than TorchSharp saved", details)
+
+    # --- functional: the same input through both models after loading PyTorch's state ----
+    def check_functional(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        assert isinstance(cell.case, ModelCase)  # only model cases get this check
+        self._py_to_ts(cell, ts, d, details, compare=False)
+        x = inputs.make_input(cell.case, cell.case.seed + 7)
+        py_out, ts_out = self.py.forward(x), ts.forward(x)
+        if py_out.dtype != ts_out.dtype or py_out.shape != ts_out.shape:
+            raise CheckFailed(f"output: PyTorch {py_out.dtype}{list(py_out.shape)}, "
+                              f"TorchSharp {ts_out.dtype}{list(ts_out.shape)}", details)
+        bitwise = bitwise_equal(py_out, ts_out)
+        ulp = 0.0 if bitwise else max_ulp(py_out, ts_out)
+        details.update(bitwise=bitwise, max_ulp=ulp if ulp != float("inf") else "inf",
+                       tolerance_ulp=FUNCTIONAL_TOLERANCE_ULP)
+        if ulp > FUNCTIONAL_TOLERANCE_ULP:
+            raise CheckFailed(f"outputs for the same input differ by {ulp:g} ULP "
+                              f"(tolerance {FUNCTIONAL_TOLERANCE_ULP})", details)
+
+    # --- single-tensor files (Tensor.Save / Tensor.Load) ---------------------------------
+    def check_tensor_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        assert isinstance(cell.case, TensorCase)
+        t = inputs.make_tensor(cell.case)
+        self.py.write_tensor_file(t, d / "py_tensor.dat")
+        got = ts.tensor_roundtrip(d / "py_tensor.dat", d / "ts_tensor.dat")  # type: ignore[attr-defined]
+        expected = TensorDigest.of(t)
+        if got != expected:
+            raise CheckFailed(f"TorchSharp's Tensor.Load holds {got}, PyTorch wrote {expected}", details)
+        same = (d / "py_tensor.dat").read_bytes() == (d / "ts_tensor.dat").read_bytes()
+        details["file_identical"] = same
+        if not same:
+            raise CheckFailed("TorchSharp's Tensor.Save wrote other bytes than it loaded", details)
+
+    def check_tensor_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        assert isinstance(cell.case, TensorCase)
+        if not self.py.capabilities.can_read_tensor:
+            raise CheckSkipped(f"codec {self.py.codec_name!r} has no single-tensor reader")
+        trusted_codec.write_tensor(d / "input.dat", inputs.make_tensor(cell.case))
+        got = ts.tensor_roundtrip(d / "input.dat", d / "ts_tensor.dat")  # type: ignore[attr-defined]
+        back = TensorDigest.of(self.py.read_tensor_file(d / "ts_tensor.dat"))
+        if back != got:
+            raise CheckFailed(f"the codec read {back} from TorchSharp's file; TorchSharp held {got}", details)
 
     # --- semantic checks: both sides continue training and must agree -------------
     def _continue_both(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:

@@ -126,6 +126,27 @@ class CodecUnderTest:
                             record, optimizer)
         _guard("(its state dict in) optimizer.load_state_dict", optimizer.load_state_dict, state_dict)
 
+    def write_tensor(self, tensor: torch.Tensor, path: Path) -> None:
+        """Upstream's ``exportsd.write_tensor(t, file_name)`` (argument order as upstream)."""
+        fn = None
+        for m in self.modules:
+            sub = getattr(m, "exportsd", None)
+            fn = getattr(sub, "write_tensor", None) if sub is not None else None
+            if fn is None and not hasattr(m, "read_state_dict"):  # upstream-style module: (t, file_name)
+                fn = getattr(m, "write_tensor", None)
+            if fn is not None:
+                break
+        if fn is None:
+            raise CodecFailure(f"codec {self.name!r} has no upstream-style write_tensor(t, file_name)")
+        _guard("write_tensor", fn, tensor, str(path))
+
+    @property
+    def can_read_tensor(self) -> bool:
+        return self._find("read_tensor") is not None
+
+    def read_tensor(self, path: Path) -> torch.Tensor:
+        return _guard("read_tensor", self._need("read_tensor"), path)  # type: ignore[no-any-return]
+
     def version(self) -> str:
         for m in self.modules:
             v = getattr(m, "__version__", None)

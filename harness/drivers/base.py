@@ -58,6 +58,7 @@ class Capabilities:
     optimizers: frozenset[str] = frozenset()
     modules: frozenset[str] = frozenset()
     can_read_optimizer: bool = True   # PyTorch side: the codec under test reads optimizer files
+    can_read_tensor: bool = True      # PyTorch side: the codec under test reads single-tensor files
     provenance: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -94,6 +95,10 @@ class Driver(ABC):
     def digest(self) -> Digest: ...
 
     @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output for ``x`` in eval mode, without gradients."""
+
+    @abstractmethod
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         """Write the current state as .dat files with the implementation's most trusted
         writer (TorchSharp: its own save; PyTorch: the harness's codec), for value-level
@@ -111,6 +116,14 @@ class PythonDriver(Driver):
     @abstractmethod
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
         """Digests of what the codec under test reads from a module-state file."""
+
+    @abstractmethod
+    def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:
+        """Write a single-tensor file through the codec under test."""
+
+    @abstractmethod
+    def read_tensor_file(self, path: Path) -> torch.Tensor:
+        """Read a single-tensor file through the codec under test."""
 
     @abstractmethod
     def advance_schedule(self) -> None:

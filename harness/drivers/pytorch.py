@@ -35,7 +35,7 @@ class PyTorchDriver(PythonDriver):
         self.capabilities = Capabilities(
             name="PyTorch", version=version, devices=frozenset(devices),
             optimizers=frozenset(torch_build.OPTIMIZERS), modules=frozenset(torch_build.MODULES),
-            can_read_optimizer=codec.can_read_optimizer,
+            can_read_optimizer=codec.can_read_optimizer, can_read_tensor=codec.can_read_tensor,
             provenance={"torch": torch.__version__, "numpy": numpy.__version__,
                         "python": platform.python_version(), "codec": f"{codec.name} {codec.version()}"},
         )
@@ -91,6 +91,19 @@ class PyTorchDriver(PythonDriver):
 
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        model = self._model()
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:
+        self.codec.write_tensor(tensor, path)
+
+    def read_tensor_file(self, path: Path) -> torch.Tensor:
+        return self.codec.read_tensor(path)
 
     def advance_schedule(self) -> None:
         if self.scheduler is not None:

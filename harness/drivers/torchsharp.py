@@ -170,6 +170,22 @@ class TorchSharpDriver(Driver):
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         self.call("train", steps=steps, seed=seed, input_shape=list(input_shape))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._step_no += 1
+        inp = self.workdir / f"input-{os.getpid()}-{self._step_no}.dat"
+        out = self.workdir / f"output-{os.getpid()}-{self._step_no}.dat"
+        trusted_codec.write_tensor(inp, x)
+        try:
+            self.call("forward", input=str(inp), output=str(out), train=False)
+            return trusted_codec.read_tensor(out)
+        finally:
+            inp.unlink(missing_ok=True)
+            out.unlink(missing_ok=True)
+
+    def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
+        """Static ``Tensor.Load(source)`` then ``Save(dest)``; the digest of what was loaded."""
+        return TensorDigest.from_json(self.call("tensor_roundtrip", input=str(source), output=str(dest)))
+
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         self.save_module(module_path)
         if optimizer_path is not None:

@@ -53,6 +53,14 @@ class FakeTorchSharp(Driver):
     def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
         self.inner.train(steps, seed, input_shape)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.forward(x)
+
+    def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
+        t = self.inner.read_tensor_file(source)
+        self.inner.write_tensor_file(t, dest)
+        return TensorDigest.of(t)
+
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         self.inner.snapshot(module_path, optimizer_path)
 

@@ -70,3 +70,25 @@ def test_expected_failure_becomes_xfail_and_stale_entry_xpass(tmp_path):
     assert r.outcome == "xfail" and "known" in r.reason
     r = runner_with(tmp_path, FakeTorchSharp(), expected).run(cell("lenet1", "py2ts"))
     assert r.outcome == "xpass"
+
+
+@pytest.mark.parametrize("case", ["lenet1", "linear_conv1d_bn1d"])
+def test_functional_with_faithful_fake_is_bitwise(tmp_path, case):
+    result = runner_with(tmp_path, FakeTorchSharp()).run(cell(case, "functional"))
+    assert result.outcome == "pass", result.reason
+    assert result.details["bitwise"] is True
+
+
+@pytest.mark.parametrize("case", ["tensor_bfloat16_vector", "tensor_float32_transposed", "tensor_qint8_scalar",
+                                  "tensor_complex128_empty", "tensor_bool_vector"])
+@pytest.mark.parametrize("check", ["tensor_py2ts", "tensor_ts2py"])
+def test_tensor_cells_with_faithful_fake(tmp_path, case, check):
+    result = runner_with(tmp_path, FakeTorchSharp()).run(cell(case, check))
+    assert result.outcome == "pass", result.reason
+
+
+def test_tensor_cases_cover_every_dtype_and_edge_shape():
+    names = {c.name for c in CAT.tensors.values()}
+    for dtype in ("bfloat16", "bool", "complex64", "qint32", "float16", "uint8"):
+        for shape in ("scalar", "empty", "transposed"):
+            assert f"tensor_{dtype}_{shape}" in names

@@ -1,0 +1,77 @@
+"""Deterministic inputs: model inputs for the functional check and edge-value tensors.
+
+Values are made by the host's PyTorch only; the other side receives them as files.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+import torch
+
+from harness.cases import ModelCase, TensorCase
+from harness.torch_build import DTYPES
+
+_F32_BITS = [0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7FC00001, 0xFFBFFFFF,
+             0x7F800001, 0x00000001, 0x807FFFFF, 0x7F7FFFFF, 0xFF7FFFFF, 0x3F800000, 0xBFC00000]
+_F64_BITS = [0x0, 0x8000000000000000, 0x7FF0000000000000, 0xFFF0000000000000, 0x7FF8000000000000,
+             0x7FF8000000000001, 0xFFF7FFFFFFFFFFFF, 0x0000000000000001, 0x800FFFFFFFFFFFFF,
+             0x7FEFFFFFFFFFFFFF, 0x3FF0000000000000, 0xBFF8000000000000]
+_F16_BITS = [0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x7E01, 0xFDFF, 0x0001, 0x83FF, 0x7BFF, 0x3C00, 0xBE00]
+_BF16_BITS = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x7FC1, 0xFFBF, 0x0001, 0x807F, 0x7F7F, 0x3F80, 0xBFC0]
+
+
+def _cycle(values: Sequence[int], n: int) -> list[int]:
+    return [values[i % len(values)] for i in range(n)]
+
+
+def _bits_tensor(bits: Sequence[int], int_dtype: torch.dtype, dtype: torch.dtype, n: int) -> torch.Tensor:
+    return torch.tensor(_cycle([b - (1 << (8 * torch.empty((), dtype=int_dtype).element_size()))
+                                if b >= 1 << (8 * torch.empty((), dtype=int_dtype).element_size() - 1) else b
+                                for b in bits], n), dtype=int_dtype).view(dtype)
+
+
+def edge_values(dtype: torch.dtype, n: int) -> torch.Tensor:
+    """``n`` values of ``dtype`` cycling through its edge cases, bit patterns exact."""
+    if dtype == torch.float32:
+        return _bits_tensor(_F32_BITS, torch.int32, dtype, n)
+    if dtype == torch.float64:
+        return _bits_tensor(_F64_BITS, torch.int64, dtype, n)
+    if dtype == torch.float16:
+        return _bits_tensor(_F16_BITS, torch.int16, dtype, n)
+    if dtype == torch.bfloat16:
+        return _bits_tensor(_BF16_BITS, torch.int16, dtype, n)
+    if dtype in (torch.complex64, torch.complex128):
+        real = edge_values(torch.float32 if dtype == torch.complex64 else torch.float64, 2 * n)
+        return torch.view_as_complex(real.reshape(n, 2).contiguous())
+    if dtype == torch.bool:
+        return torch.tensor(_cycle([True, False, False, True, True], n))
+    if dtype in (torch.qint8, torch.quint8, torch.qint32):
+        base = {torch.qint8: torch.int8, torch.quint8: torch.uint8, torch.qint32: torch.int32}[dtype]
+        return torch._make_per_tensor_quantized_tensor(edge_values(base, n), 1.0, 0)
+    info = torch.iinfo(dtype)
+    return torch.tensor(_cycle([0, 1, -1 if info.min < 0 else 2, info.min, info.max, info.max - 1, 42], n), dtype=dtype)
+
+
+def make_tensor(case: TensorCase) -> torch.Tensor:
+    dtype = DTYPES[case.dtype]
+    if case.layout == "transposed":  # a non-contiguous view: the writer must emit C order
+        rows, cols = case.shape
+        return edge_values(dtype, rows * cols).reshape(cols, rows).t()
+    n = math.prod(case.shape)
+    return edge_values(dtype, n).reshape(case.shape)
+
+
+def make_input(case: ModelCase, seed: int) -> torch.Tensor:
+    """The functional check's input: seeded randn in the model's dtype, or integers."""
+    gen = torch.Generator().manual_seed(seed)
+    spec = case.input or {}
+    if spec.get("dtype") in ("int64", "int32"):
+        return torch.randint(int(spec.get("low", 0)), int(spec["high"]), list(case.input_shape), generator=gen,
+                             dtype=DTYPES[spec["dtype"]])
+    return torch.randn(list(case.input_shape), generator=gen, dtype=torch.float64).to(DTYPES[case.dtype])
+
+
+def f32_bits(t: torch.Tensor) -> list[int]:  # for tests and messages
+    return [struct.unpack("<I", struct.pack("<f", float(v)))[0] for v in t.flatten().tolist()]
