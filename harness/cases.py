@@ -9,12 +9,15 @@ gradient (``no_grad``: PyTorch then creates no state for them).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+# Files made elsewhere (e.g. by a newer PyTorch): ../shared/corpus beside the checkout.
+CORPUS_DIR = Path(os.environ.get("HARNESS_CORPUS", CASES_DIR.parent.parent / "shared" / "corpus"))
 
 
 class CaseError(ValueError):
@@ -45,6 +48,7 @@ class OptimizerCase:
     steps: int = 2
     no_grad: tuple[str, ...] = ()
     scheduler: Mapping[str, Any] | None = None  # PyTorch-side only, while the state is made
+    state_from: str | None = None  # a torch.save file under the shared corpus holding {"model", "optimizer"}
     features: tuple[str, ...] = ()
     description: str = ""
     source: str = ""
@@ -147,6 +151,7 @@ def parse_optimizer_case(data: Mapping[str, Any], models: Mapping[str, ModelCase
         steps=int(data.get("steps", 2)),
         no_grad=tuple(data.get("no_grad", ())),
         scheduler=data.get("scheduler"),
+        state_from=data.get("state_from"),
         features=tuple(data.get("features", ())),
         description=str(data.get("description", "")),
         source=where,

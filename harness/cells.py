@@ -32,7 +32,7 @@ from typing import Any
 from harness import codec as trusted_codec  # reads TorchSharp's files for the semantic checks
 from harness import inputs, semantics, torch_build
 from harness.ulp import bitwise_equal, max_ulp
-from harness.cases import Case, ModelCase, OptimizerCase, TensorCase
+from harness.cases import CORPUS_DIR, Case, ModelCase, OptimizerCase, TensorCase
 from harness.codecs import CodecFailure
 from harness.digest import TensorDigest
 from harness.drivers.base import Digest, Driver, OptimizerDigest, PythonDriver, Value, model_case_of
@@ -203,7 +203,12 @@ class CellRunner:
     def _make_python_state(self, case: Case, device: str) -> None:
         self.py.build(case, device)
         mc = model_case_of(case)
-        if isinstance(case, OptimizerCase):
+        if isinstance(case, OptimizerCase) and case.state_from:
+            path = CORPUS_DIR / case.state_from
+            if not path.exists():
+                raise CheckSkipped(f"corpus file {path} is not here (set HARNESS_CORPUS)")
+            self.py.load_saved_state(path)
+        elif isinstance(case, OptimizerCase):
             params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)
             for step in range(case.steps):
                 grads = torch_build.make_gradients(params, mc.seed, step, skip=case.no_grad)

@@ -126,6 +126,11 @@ class PythonDriver(Driver):
         """Read a single-tensor file through the codec under test."""
 
     @abstractmethod
+    def load_saved_state(self, path: Path) -> None:
+        """Replace model and optimizer state with a ``torch.save`` file's ``model`` and
+        ``optimizer`` entries (state made elsewhere, e.g. by a newer PyTorch)."""
+
+    @abstractmethod
     def advance_schedule(self) -> None:
         """Step the case's LR scheduler, if it has one (only while making state)."""
 

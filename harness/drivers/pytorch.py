@@ -105,6 +105,11 @@ class PyTorchDriver(PythonDriver):
     def read_tensor_file(self, path: Path) -> torch.Tensor:
         return self.codec.read_tensor(path)
 
+    def load_saved_state(self, path: Path) -> None:
+        saved = torch.load(path, map_location="cpu")
+        self._model().load_state_dict(saved["model"])
+        self._optim().load_state_dict(saved["optimizer"])
+
     def advance_schedule(self) -> None:
         if self.scheduler is not None:
             self.scheduler.step()

@@ -61,6 +61,9 @@ class FakeTorchSharp(Driver):
         self.inner.write_tensor_file(t, dest)
         return TensorDigest.of(t)
 
+    def load_saved_state(self, path: Path) -> None:
+        self.inner.load_saved_state(path)
+
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         self.inner.snapshot(module_path, optimizer_path)
 
