@@ -1,0 +1,73 @@
+"""`python3 -m harness run` end to end against real TorchSharp, with ours and with a codec
+given as a folder in upstream's layout (exportsd.py / importsd.py)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A FAKE codec release in upstream's layout: wraps ours, optionally flipping one bit.
+EXPORTSD = '''
+from harness.codec import exportsd as _ours
+FLIP = {flip}
+
+def save_state_dict(state_dict, f):
+    import io
+    buf = io.BytesIO()
+    _ours.save_state_dict(state_dict, buf)
+    data = bytearray(buf.getvalue())
+    if FLIP:
+        data[-1] ^= 1
+    f.write(data)
+
+save_adam = _ours.save_adam
+write_tensor = _ours.write_tensor
+'''
+IMPORTSD = "from harness.codec.importsd import load_state_dict\n"
+
+
+def _codec_folder(tmp_path: Path, flip: bool) -> Path:
+    folder = tmp_path / ("flipping_release" if flip else "release")
+    folder.mkdir()
+    (folder / "exportsd.py").write_text(EXPORTSD.format(flip=flip))
+    (folder / "importsd.py").write_text(IMPORTSD)
+    return folder
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[int, dict]:
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--out", str(out), "--run-id", "r",
+                           "--device", "cpu", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    report = out / "r" / "matrix.json"
+    assert report.exists(), proc.stdout + proc.stderr
+    for name in ("matrix.md", "index.html", "junit.xml"):
+        assert (out / "r" / name).exists()
+    return proc.returncode, json.loads(report.read_text())
+
+
+def test_run_with_upstream_layout_codec_folder(tmp_path):
+    code, report = _run(tmp_path, "--codec", str(_codec_folder(tmp_path, flip=False)),
+                        "--case", "lenet1", "--case", "adam_two_groups", "--case", "tensor_float32_vector")
+    assert code == 0
+    assert report["schema_version"] == 1
+    assert {"torch", "TorchSharp", "libtorch", "dotnet", "os", "commit"} <= set(report["provenance"])
+    outcome = {(c["case"], c["check"]): c["outcome"] for c in report["cells"]}
+    assert {c["codec"] for c in report["cells"]} == {"release"}
+    assert outcome["lenet1", "py2ts"] == "pass"
+    assert outcome["adam_two_groups", "py2ts"] == "pass"
+    # upstream's layout has no optimizer or tensor reader: those halves are skipped, never passed
+    assert outcome["adam_two_groups", "ts2py"] == "skip"
+    assert outcome["tensor_float32_vector", "tensor_py2ts"] == "pass"
+    assert outcome["tensor_float32_vector", "tensor_ts2py"] == "skip"
+
+
+def test_run_exits_non_zero_when_a_cell_fails(tmp_path):
+    code, report = _run(tmp_path, "--codec", str(_codec_folder(tmp_path, flip=True)),
+                        "--case", "lenet1", "--check", "py2ts")
+    assert code == 1
+    (cell,) = report["cells"]
+    assert cell["outcome"] == "fail"
+    assert Path(cell["evidence"], "repro.sh").exists()
