@@ -25,7 +25,13 @@ from harness.cells import CHECKS, DEVICES, CellRunner, make_cells
 from harness.codecs import load_codec
 from harness.drivers.base import Driver
 from harness.drivers.pytorch import PyTorchDriver
-from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver, WorkerUnavailable, build_worker
+from harness.drivers.torchsharp import (
+    DEFAULT_VERSION,
+    TorchSharpDriver,
+    WorkerUnavailable,
+    build_worker,
+    default_versions,
+)
 from harness.outcomes import ExpectedFailures
 from harness.diff import main_diff
 from harness.report import Run, html, json_report, junit, markdown
@@ -144,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the matrix and write reports/")
     r.add_argument("--codec", default="ours", help="codec under test: ours | module | file.py | folder")
-    r.add_argument("--torchsharp", action="append", help=f"TorchSharp version(s) (default {DEFAULT_VERSION})")
+    r.add_argument("--torchsharp", action="append",
+                   help="TorchSharp version(s); default: every version the NuGet feed serves plus those in "
+                        "cases/torchsharp-versions.txt ('default' for just " + DEFAULT_VERSION + ")")
     r.add_argument("--case", action="append", help="only these case names")
     r.add_argument("--feature", action="append", help="only cases tagged with one of these features")
     r.add_argument("--check", action="append", choices=CHECKS, help="only these checks")
@@ -172,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "torchsharp", None) is None and args.command in ("run", "build-worker"):
+    if args.command == "run":
+        args.torchsharp = [DEFAULT_VERSION if v == "default" else v for v in (args.torchsharp or default_versions())]
+    elif args.command == "build-worker" and args.torchsharp is None:
         args.torchsharp = [DEFAULT_VERSION]
     if args.command == "run":
         args.check = args.check or list(CHECKS)

@@ -8,6 +8,7 @@ built or started raises :class:`WorkerUnavailable`: its cells become "unavailabl
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -34,6 +35,38 @@ BUILD_ROOT = Path(os.environ.get("HARNESS_BUILD_DIR", ROOT / "build")) / "worker
 DEFAULT_VERSION = "0.107.0"
 # LibTorch each TorchSharp release is built against (its NuGet dependency).
 LIBTORCH_FOR = {"0.107.0": "2.10.0", "0.106.0": "2.9.0", "0.105.1": "2.7.1", "0.105.0": "2.5.1"}
+
+
+def discover_versions() -> list[str]:
+    """The TorchSharp versions the configured NuGet feed serves, asked with
+    ``dotnet package search TorchSharp --exact-match`` (empty when it cannot answer)."""
+    if shutil.which("dotnet") is None:
+        return []
+    try:
+        proc = subprocess.run(["dotnet", "package", "search", "TorchSharp", "--exact-match", "--format", "json"],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        data = json.loads(proc.stdout)
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        return []
+    found = {p["version"] for r in data.get("searchResult", []) for p in r.get("packages", [])
+             if str(p.get("id", "")).lower() == "torchsharp"}
+    return sorted(found, key=lambda v: tuple(int(x) if x.isdigit() else 0 for x in v.split(".")))
+
+
+def tracked_versions() -> list[str]:
+    """Versions listed in cases/torchsharp-versions.txt (one a line; '#' comments)."""
+    path = ROOT / "cases" / "torchsharp-versions.txt"
+    if not path.exists():
+        return []
+    lines = (ln.split("#", 1)[0].strip() for ln in path.read_text(encoding="utf-8").splitlines())
+    return [ln for ln in lines if ln]
+
+
+def default_versions() -> list[str]:
+    """Every version the feed serves plus every tracked one (unserved ones become
+    'unavailable' columns, never a crash)."""
+    versions = dict.fromkeys([*discover_versions(), *tracked_versions()])
+    return list(versions) or [DEFAULT_VERSION]
 
 
 class WorkerUnavailable(RuntimeError):
