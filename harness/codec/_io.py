@@ -1,12 +1,17 @@
 """Primitives (FORMAT.md "Primitives") over binary streams, with byte-offset bookkeeping.
 
+Each primitive is a reader/writer pair side by side: ``read_x(r, field)`` reads from a
+:class:`Reader` and ``write_x(value)`` returns the bytes; each names its inverse.
 :class:`Reader` knows how many bytes are left when the stream is seekable, so a length or
 count that the rest of the file cannot hold is refused before anything is allocated.
+Offsets in errors are absolute positions in the file (a file object handed over at
+position p starts at p).
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import struct
 import tempfile
 from collections.abc import Iterator
@@ -17,44 +22,63 @@ from harness.codec.errors import (
     InvalidBoolError,
     InvalidLengthError,
     InvalidUtf8Error,
+    InvalidValueError,
+    LengthExceedsFileError,
     OverlongUlebError,
     TrailingBytesError,
     TruncatedError,
 )
 
+Stream = BinaryIO | IO[bytes]
 Source = str | os.PathLike[str] | BinaryIO | IO[bytes]
 Dest = str | os.PathLike[str] | BinaryIO | IO[bytes]
 
 _F64 = struct.Struct("<d")
 _I64 = struct.Struct("<q")
 MAX_ULEB_BYTES = 10
-CHUNK = 1 << 24  # 16 MiB: unbounded (non-seekable) streams are read in chunks of this size
+U64_LIMIT = 1 << 64
+CHUNK = 1 << 24  # 16 MiB: unbounded (non-seekable) streams are read, and big tensors written, in chunks
 
 
 class Reader:
-    """Reads FORMAT.md primitives from a binary stream, tracking the absolute offset."""
+    """A binary stream plus the absolute offset of the next byte and, when the stream is
+    seekable, the file's end (so :meth:`check_fits` can refuse impossible lengths)."""
 
-    def __init__(self, f: BinaryIO | IO[bytes]):
+    def __init__(self, f: Stream):
         self.f = f
         self.offset = 0
-        self.size: int | None = None
+        self.end: int | None = None
         try:
             if f.seekable():
                 start = f.tell()
                 end = f.seek(0, os.SEEK_END)
                 f.seek(start)
-                self.size = end - start
+                self.offset, self.end = start, end
         except (OSError, AttributeError, ValueError):
-            self.size = None
+            self.offset, self.end = 0, None
 
     @property
     def remaining(self) -> int | None:
-        return None if self.size is None else self.size - self.offset
+        return None if self.end is None else self.end - self.offset
 
-    def exact(self, n: int, field: str) -> bytes:
-        data = self.f.read(n)
-        if len(data) < n:
-            raise TruncatedError(field, self.offset, f"file ends after {len(data)} of the {n} bytes needed")
+    def exact(self, n: int, field: str, start: int | None = None) -> bytes:
+        """Read exactly ``n`` bytes (in chunks when large) or raise TruncatedError for ``field``."""
+        at = self.offset if start is None else start
+        if n <= CHUNK:
+            data = self.f.read(n) if n else b""
+        else:
+            pieces, got = [], 0
+            while got < n:
+                piece = self.f.read(min(CHUNK, n - got))
+                if not piece:
+                    break
+                pieces.append(piece)
+                got += len(piece)
+            data = b"".join(pieces)
+        if data is None or len(data) < n:
+            got = 0 if data is None else len(data)
+            raise TruncatedError(field, at, f"file ends after {got} of the {n} bytes needed "
+                                 f"({self.offset + got - at} byte(s) of the field were there)")
         self.offset += n
         return data
 
@@ -64,7 +88,7 @@ class Reader:
         readinto = getattr(self.f, "readinto", None)
         while done < total:
             if readinto is not None:
-                n = readinto(buf[done:])
+                n = readinto(buf[done:done + CHUNK])
             else:
                 chunk = self.f.read(min(total - done, CHUNK))
                 n = len(chunk)
@@ -74,54 +98,14 @@ class Reader:
             done += n
         self.offset += total
 
-    def uleb(self, field: str) -> int:
-        start = self.offset
-        value = shift = 0
-        for i in range(MAX_ULEB_BYTES):
-            b = self.f.read(1)
-            if not b:
-                raise TruncatedError(field, start, f"file ends inside a LEB128 integer after {i} byte(s)")
-            byte = b[0]
-            self.offset += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                if i > 0 and byte == 0:
-                    raise OverlongUlebError(field, start, f"non-canonical LEB128 ({i + 1} bytes, last one zero)")
-                if value >= 1 << 64:
-                    raise OverlongUlebError(field, start, f"LEB128 value {value} does not fit 64 bits")
-                return value
-        raise OverlongUlebError(field, start, f"LEB128 integer longer than {MAX_ULEB_BYTES} bytes")
-
-    def string(self, field: str) -> str:
-        start = self.offset
-        n = self.uleb(field + " length")
-        self.check_fits(n, field, start, "string")
-        raw = self.exact(n, field)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidUtf8Error(field, start, f"not valid UTF-8 ({exc.reason} at byte {exc.start} of the key)") from exc
-
-    def f64(self, field: str) -> float:
-        return float(_F64.unpack(self.exact(8, field))[0])
-
-    def i64(self, field: str) -> int:
-        return int(_I64.unpack(self.exact(8, field))[0])
-
-    def boolean(self, field: str) -> bool:
-        start = self.offset
-        b = self.exact(1, field)[0]
-        if b > 1:
-            raise InvalidBoolError(field, start, f"bool byte is {b}, not 0 or 1")
-        return b == 1
-
     def check_fits(self, nbytes: int, field: str, start: int, what: str) -> None:
+        """Refuse (before any allocation) a field that needs more bytes than the file has left."""
         left = self.remaining
         if left is not None and nbytes > left:
-            raise InvalidLengthError(field, start, f"{what} needs {nbytes} bytes but only {left} remain")
+            raise LengthExceedsFileError(field, start, f"{what} needs {nbytes} bytes but only {left} remain")
 
     def expect_end(self, field: str) -> None:
+        """Raise TrailingBytesError if anything follows the last record."""
         extra = self.f.read(1)
         if extra:
             left = self.remaining
@@ -129,10 +113,33 @@ class Reader:
             raise TrailingBytesError(field, self.offset, f"{more} after the last record")
 
 
-def uleb_bytes(value: int) -> bytes:
-    """Encode an unsigned LEB128 integer (inverse of :meth:`Reader.uleb`)."""
-    if value < 0:
-        raise ValueError(f"LEB128 value must be non-negative, got {value}")
+# --- uleb -------------------------------------------------------------------------------------
+def read_uleb(r: Reader, field: str) -> int:
+    """Unsigned LEB128, strict: at most 10 bytes, value < 2**64, shortest form.
+    Inverse of :func:`write_uleb`."""
+    start = r.offset
+    value = shift = 0
+    for i in range(MAX_ULEB_BYTES):
+        b = r.f.read(1)
+        if not b:
+            raise TruncatedError(field, start, f"file ends inside a LEB128 integer after {i} byte(s)")
+        byte = b[0]
+        r.offset += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if i > 0 and byte == 0:
+                raise OverlongUlebError(field, start, f"non-canonical LEB128 ({i + 1} bytes, last one zero)")
+            if value >= U64_LIMIT:
+                raise OverlongUlebError(field, start, f"LEB128 value {value} does not fit 64 bits")
+            return value
+    raise OverlongUlebError(field, start, f"LEB128 integer longer than {MAX_ULEB_BYTES} bytes")
+
+
+def write_uleb(value: int, field: str = "uleb") -> bytes:
+    """Unsigned LEB128 bytes of ``value`` (0 <= value < 2**64). Inverse of :func:`read_uleb`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < U64_LIMIT:
+        raise InvalidValueError(field, None, f"a uleb holds an integer in [0, 2**64), got {value!r}")
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -144,26 +151,96 @@ def uleb_bytes(value: int) -> bytes:
             return bytes(out)
 
 
-def string_bytes(text: str) -> bytes:
-    """.NET BinaryWriter.Write(string): uleb UTF-8 byte length, then the bytes."""
-    raw = text.encode("utf-8")
-    return uleb_bytes(len(raw)) + raw
+# --- str --------------------------------------------------------------------------------------
+def read_str(r: Reader, field: str) -> str:
+    """.NET ``BinaryReader.ReadString``: uleb UTF-8 byte length, then the bytes (strict UTF-8).
+    Inverse of :func:`write_str`."""
+    start = r.offset
+    n = read_uleb(r, field + " length")
+    r.check_fits(n, field, start, f"a string of {n} bytes")
+    raw = r.exact(n, field, start)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidUtf8Error(field, start, f"not valid UTF-8 ({exc.reason} at byte {exc.start} of the "
+                               f"string's {n})") from exc
 
 
-def f64_bytes(value: float) -> bytes:
+def write_str(text: str, field: str = "string") -> bytes:
+    """.NET ``BinaryWriter.Write(string)``: uleb UTF-8 BYTE length, then the bytes.
+    Inverse of :func:`read_str`."""
+    if not isinstance(text, str):
+        raise InvalidValueError(field, None, f"expected a str, got {type(text).__name__}")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidUtf8Error(field, None, f"{text!r} cannot be encoded as UTF-8 ({exc.reason})") from exc
+    return write_uleb(len(raw)) + raw
+
+
+# --- f64 / i64 / bool ---------------------------------------------------------------------------
+def read_f64(r: Reader, field: str) -> float:
+    """8-byte little-endian IEEE double. Inverse of :func:`write_f64`."""
+    return float(_F64.unpack(r.exact(8, field))[0])
+
+
+def write_f64(value: float, field: str = "f64") -> bytes:
+    """8-byte little-endian IEEE double. Inverse of :func:`read_f64`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidValueError(field, None, f"expected a float, got {type(value).__name__} {value!r}")
     return _F64.pack(float(value))
 
 
-def i64_bytes(value: int) -> bytes:
-    return _I64.pack(int(value))
+def read_i64(r: Reader, field: str) -> int:
+    """8-byte little-endian signed integer. Inverse of :func:`write_i64`."""
+    return int(_I64.unpack(r.exact(8, field))[0])
 
 
-def bool_bytes(value: bool) -> bytes:
+def write_i64(value: int, field: str = "i64") -> bytes:
+    """8-byte little-endian signed integer. Inverse of :func:`read_i64`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 63) <= value < (1 << 63):
+        raise InvalidValueError(field, None, f"expected an int64, got {value!r}")
+    return _I64.pack(value)
+
+
+def read_bool(r: Reader, field: str) -> bool:
+    """One byte, 0 or 1; anything else is InvalidBoolError (.NET would accept any non-zero).
+    Inverse of :func:`write_bool`."""
+    start = r.offset
+    b = r.exact(1, field)[0]
+    if b > 1:
+        raise InvalidBoolError(field, start, f"bool byte is {b}, not 0 or 1")
+    return b == 1
+
+
+def write_bool(value: bool, field: str = "bool") -> bytes:
+    """One byte, 0 or 1. Inverse of :func:`read_bool`."""
+    if not isinstance(value, bool):
+        raise InvalidValueError(field, None, f"expected a bool, got {type(value).__name__} {value!r}")
     return b"\x01" if value else b"\x00"
 
 
+def write_all(f: Stream, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` (in chunks; loops over short writes of raw streams)."""
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    done, total = 0, len(view)
+    while done < total:
+        n = f.write(view[done:done + CHUNK])
+        if n is None:  # non-blocking raw stream with nothing written
+            raise InvalidValueError("destination", None, "the stream accepted no bytes (non-blocking?)")
+        done += n
+
+
+def check_dim(value: int, field: str, at: int) -> int:
+    if value >= 1 << 63:
+        raise InvalidLengthError(field, at, f"dimension {value} exceeds 2**63-1")
+    return value
+
+
+# --- sources and destinations ---------------------------------------------------------------------
 @contextlib.contextmanager
-def open_source(source: Source) -> Iterator[BinaryIO | IO[bytes]]:
+def open_source(source: Source) -> Iterator[Stream]:
+    """A path is opened for reading (and closed); a binary file object is read as given."""
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as f:
             yield f
@@ -171,21 +248,33 @@ def open_source(source: Source) -> Iterator[BinaryIO | IO[bytes]]:
         yield source
 
 
+def _new_file_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 @contextlib.contextmanager
-def open_dest(dest: Dest) -> Iterator[BinaryIO | IO[bytes]]:
-    """A path is written atomically: a temporary file in the same folder, fsync'd and
-    renamed into place only when everything was written; on any error it is removed and
-    whatever file was there before is untouched. A file object is written as given."""
+def open_dest(dest: Dest) -> Iterator[Stream]:
+    """A path is written atomically: a temporary file in the same folder, flushed, fsync'd
+    and ``os.replace``d into place only when everything was written; on any error it is
+    removed and whatever file was there before is untouched. A file object is written as
+    given (not closed)."""
     if not isinstance(dest, (str, os.PathLike)):
         yield dest
         return
     path = Path(dest)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

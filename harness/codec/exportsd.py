@@ -14,7 +14,7 @@ from harness.codec import optim as _optim
 from harness.codec import state_dict as _sd
 from harness.codec import tensor as _tensor
 from harness.codec._io import Dest
-from harness.codec.errors import UnsupportedOptimizerError
+from harness.codec.errors import OptimizerFormatError
 
 
 def save_state_dict(state_dict: dict[str, torch.Tensor], f: BinaryIO | IO[bytes] | Dest) -> None:
@@ -29,10 +29,10 @@ def write_tensor(t: torch.Tensor, file_name: Dest) -> None:
 
 def _saver(torch_name: str) -> Callable[[torch.optim.Optimizer, Dest], None]:
     def save(optim: torch.optim.Optimizer, f: Dest) -> None:
-        actual = type(optim).__name__
+        actual = _optim._torch_name(optim)
         if actual != torch_name:
-            raise UnsupportedOptimizerError("optimizer", None,
-                                            f"save_{torch_name.lower()} was given a {actual} optimizer")
+            raise OptimizerFormatError("optimizer", None, f"save_{torch_name.lower()} was given a "
+                                       f"{type(optim).__name__} optimizer")
         _optim.save_optimizer(optim, f)
     save.__name__ = f"save_{torch_name.lower()}"
     save.__doc__ = f"Write a live torch.optim.{torch_name}'s state in TorchSharp's form."

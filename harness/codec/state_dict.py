@@ -5,23 +5,26 @@ from collections.abc import Mapping
 
 import torch
 
-from harness.codec._io import Dest, Reader, Source, open_dest, open_source, string_bytes, uleb_bytes
-from harness.codec.errors import DuplicateKeyError, UnsupportedDtypeError
-from harness.codec.tensor import read_tensor_record, write_tensor_record
+from harness.codec._io import Dest, Reader, Source, open_dest, open_source, read_str, read_uleb, write_str, write_uleb
+from harness.codec.errors import DuplicateKeyError, InvalidValueError
+from harness.codec.tensor import check_tensor, read_tensor_record, write_tensor_record
 
 MIN_ENTRY_BYTES = 3  # empty key (1) + dtype code (1) + ndim (1)
 
 
 def read_state_dict(source: Source) -> dict[str, torch.Tensor]:
-    """Read a module state file, keeping the file's entry order. Inverse of :func:`write_state_dict`."""
+    """Read a module state file, keeping the file's entry order; a key twice is a
+    :class:`DuplicateKeyError`. Inverse of :func:`write_state_dict`."""
     with open_source(source) as f:
         r = Reader(f)
-        count = r.uleb("entry count")
-        r.check_fits(count * MIN_ENTRY_BYTES, "entry count", 0, f"{count} entries")
+        count_at = r.offset
+        count = read_uleb(r, "entry count")
+        r.check_fits(count * MIN_ENTRY_BYTES, "entry count", count_at,
+                     f"{count} entries (at least {MIN_ENTRY_BYTES} bytes each)")
         out: dict[str, torch.Tensor] = {}
         for i in range(count):
             key_at = r.offset
-            key = r.string(f"entry {i} key")
+            key = read_str(r, f"entry {i} key")
             if key in out:
                 raise DuplicateKeyError(f"entry {i} key", key_at, f"key {key!r} appears twice")
             out[key] = read_tensor_record(r, f"tensor {key!r}")
@@ -30,15 +33,20 @@ def read_state_dict(source: Source) -> dict[str, torch.Tensor]:
 
 
 def write_state_dict(dest: Dest, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Write a module state file in the mapping's order. Inverse of :func:`read_state_dict`."""
+    """Write a module state file in the mapping's order (keys as UTF-8 with their BYTE
+    length). Every key and tensor is checked before the destination is touched.
+    Inverse of :func:`read_state_dict`."""
+    if not isinstance(state_dict, Mapping):
+        raise InvalidValueError("state dict", None, f"expected a mapping, got {type(state_dict).__name__}")
     items = list(state_dict.items())
-    for key, _ in items:
+    encoded = []
+    for key, tensor in items:
         if not isinstance(key, str):
-            raise UnsupportedDtypeError("state dict key", None, f"keys must be str, got {key!r}")
+            raise InvalidValueError("state dict key", None, f"keys must be str, got {key!r}")
+        encoded.append(write_str(key, f"key {key!r}"))
+        check_tensor(tensor, f"tensor {key!r}")
     with open_dest(dest) as f:
-        f.write(uleb_bytes(len(items)))
-        for key, tensor in items:
-            f.write(string_bytes(key))
+        f.write(write_uleb(len(items)))
+        for raw_key, (key, tensor) in zip(encoded, items):
+            f.write(raw_key)
             write_tensor_record(f, tensor, f"tensor {key!r}")
-
-

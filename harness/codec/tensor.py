@@ -1,9 +1,12 @@
 """Tensor records and the single-tensor file (``Tensor.Save`` / static ``Tensor.Load``).
 
 Record: ``uleb dtype, uleb ndim, uleb dim[ndim], numel * itemsize raw little-endian bytes``
-in C order. Tensors read back are writable and own their memory.
+in C order. Reading streams each tensor's bytes straight into a freshly allocated tensor
+(``readinto``), so tensors read back are writable and own their memory; writing streams
+each tensor's bytes from a memoryview of its storage (non-contiguous tensors are written
+in C order, GPU tensors copied to the CPU first).
 
-Policies (see README.md):
+Policies (README.md):
 - a dtype with no TorchSharp code is refused on write (:class:`UnsupportedDtypeError`);
   an unknown code on read is refused (:class:`UnknownDtypeError`) naming the dtype libtorch
   gives that number where there is one;
@@ -13,13 +16,23 @@ Policies (see README.md):
 """
 from __future__ import annotations
 
-import math
 import sys
-from typing import IO, BinaryIO
 
 import torch
 
-from harness.codec._io import CHUNK, Dest, Reader, Source, open_dest, open_source, uleb_bytes
+from harness.codec._io import (
+    CHUNK,
+    Dest,
+    Reader,
+    Source,
+    Stream,
+    check_dim,
+    open_dest,
+    open_source,
+    read_uleb,
+    write_all,
+    write_uleb,
+)
 from harness.codec.dtypes import (
     BYTES_VIEW,
     CODE_TO_DTYPE,
@@ -28,12 +41,22 @@ from harness.codec.dtypes import (
     KNOWN_UNNAMED,
     QUANTIZED_REPR,
 )
-from harness.codec.errors import InvalidLengthError, LossyTensorError, UnknownDtypeError, UnsupportedDtypeError
+from harness.codec.errors import (
+    InvalidLengthError,
+    InvalidValueError,
+    LossyTensorError,
+    TruncatedError,
+    UnknownDtypeError,
+    UnsupportedDtypeError,
+    UnsupportedTensorError,
+)
 
 if sys.byteorder != "little":  # pragma: no cover - TorchSharp's format is little-endian
-    raise ImportError("harness.codec writes raw little-endian element bytes; this host is big-endian")
+    raise ImportError("harness.codec moves raw little-endian element bytes; this host is big-endian")
 
-MAX_DIM = (1 << 63) - 1
+MAX_BYTES = (1 << 63) - 1
+# Without a known file size (pipes) a rank above this is refused rather than read dim by dim.
+MAX_NDIM_UNBOUNDED = 4096
 
 
 def _storage_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -42,42 +65,55 @@ def _storage_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     """Read one tensor record. Inverse of :func:`write_tensor_record`."""
-    start = r.offset
-    code = r.uleb(f"{name} dtype code")
+    code_at = r.offset
+    code = read_uleb(r, f"{name} dtype code")
     dtype = CODE_TO_DTYPE.get(code)
     if dtype is None:
-        known = f" ({KNOWN_UNNAMED[code]} in libtorch, which TorchSharp has no dtype for)" if code in KNOWN_UNNAMED else ""
-        raise UnknownDtypeError(f"{name} dtype code", start, f"unknown dtype code {code}{known}")
+        known = (f" ({KNOWN_UNNAMED[code]} in libtorch, which TorchSharp has no dtype for)"
+                 if code in KNOWN_UNNAMED else "")
+        raise UnknownDtypeError(f"{name} dtype code", code_at, f"unknown dtype code {code}{known}")
     ndim_at = r.offset
-    ndim = r.uleb(f"{name} ndim")
-    r.check_fits(ndim, f"{name} ndim", ndim_at, f"a rank of {ndim} (one byte per dimension at least)")
-    if r.remaining is None and ndim > 4096:
+    ndim = read_uleb(r, f"{name} ndim")
+    r.check_fits(ndim, f"{name} ndim", ndim_at, f"rank {ndim} (one byte per dimension at least)")
+    if r.remaining is None and ndim > MAX_NDIM_UNBOUNDED:
         raise InvalidLengthError(f"{name} ndim", ndim_at, f"rank {ndim} is beyond any tensor libtorch makes")
-    shape = []
+    shape: list[int] = []
     for i in range(ndim):
         dim_at = r.offset
-        d = r.uleb(f"{name} dim[{i}]")
-        if d > MAX_DIM:
-            raise InvalidLengthError(f"{name} dim[{i}]", dim_at, f"dimension {d} exceeds 2**63-1")
-        shape.append(d)
-    numel = math.prod(shape)
+        shape.append(check_dim(read_uleb(r, f"{name} dim[{i}]"), f"{name} dim[{i}]", dim_at))
+    numel = 1
+    for d in shape:
+        numel *= d
     nbytes = numel * ITEMSIZE[code]
     data_at = r.offset
+    if nbytes > MAX_BYTES:
+        raise InvalidLengthError(f"{name} shape", ndim_at, f"shape {shape} of {dtype} needs {nbytes} bytes, "
+                                 "more than any file or libtorch tensor can hold")
     r.check_fits(nbytes, f"{name} data", data_at, f"shape {shape} of {dtype} ({numel} elements)")
     storage = _storage_dtype(dtype)
     if r.remaining is not None or nbytes <= CHUNK:
         out = torch.empty(shape, dtype=storage)
         if nbytes:
-            r.into(memoryview(out.numpy()).cast("B"), f"{name} data")
-    else:  # unbounded stream: grow chunk by chunk so a lying header cannot make us allocate
-        buf = bytearray()
-        while len(buf) < nbytes:
-            piece = r.f.read(min(CHUNK, nbytes - len(buf)))
+            r.into(memoryview(out.reshape(-1).view(torch.uint8).numpy()), f"{name} data")
+    else:
+        # Unknown size (a pipe): collect the bytes chunk by chunk, so a lying header cannot
+        # make us allocate more than the stream actually delivered, then copy them in.
+        pieces = []
+        got = 0
+        while got < nbytes:
+            piece = r.f.read(min(CHUNK, nbytes - got))
             if not piece:
-                r.exact(nbytes - len(buf), f"{name} data")  # raises TruncatedError at the right offset
-            buf += piece
-            r.offset += len(piece)
-        out = torch.frombuffer(buf, dtype=storage).reshape(shape) if numel else torch.empty(shape, dtype=storage)
+                raise TruncatedError(f"{name} data", data_at, f"file ends after {got} of the {nbytes} bytes needed")
+            pieces.append(piece)
+            got += len(piece)
+        r.offset += nbytes
+        out = torch.empty(shape, dtype=storage)
+        flat = out.reshape(-1).view(torch.uint8).numpy()
+        pos = 0
+        for piece in pieces:
+            flat[pos:pos + len(piece)] = memoryview(piece)
+            pos += len(piece)
+        del pieces
     if dtype in BYTES_VIEW:
         out = out.view(dtype)
     elif dtype in QUANTIZED_REPR:
@@ -85,39 +121,63 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     return out
 
 
-def _header(code: int, shape: tuple[int, ...]) -> bytes:
-    return uleb_bytes(code) + uleb_bytes(len(shape)) + b"".join(uleb_bytes(d) for d in shape)
-
-
-def write_tensor_record(f: BinaryIO | IO[bytes], tensor: torch.Tensor, name: str = "tensor") -> None:
-    """Write one tensor record, streaming its bytes. Inverse of :func:`read_tensor_record`."""
+def check_tensor(tensor: torch.Tensor, name: str = "tensor") -> int:
+    """Refuse (cheaply, without copying) a tensor the format cannot hold; return its dtype code."""
     if not isinstance(tensor, torch.Tensor):
-        raise UnsupportedDtypeError(name, None, f"expected a torch.Tensor, got {type(tensor).__name__}")
+        raise InvalidValueError(name, None, f"expected a torch.Tensor, got {type(tensor).__name__}")
     code = DTYPE_TO_CODE.get(tensor.dtype)
     if code is None:
         raise UnsupportedDtypeError(name, None, f"dtype {tensor.dtype} has no TorchSharp dtype code; "
                                     "refusing to write it with a made-up code")
+    if tensor.layout != torch.strided:
+        raise UnsupportedTensorError(name, None, f"layout {tensor.layout} has no TorchSharp record form "
+                                     "(convert with .to_dense() first)")
+    if tensor.device.type == "meta":
+        raise UnsupportedTensorError(name, None, "a 'meta' tensor has no data to write")
+    if tensor.is_quantized:
+        if tensor.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+            raise LossyTensorError(name, None, "a TorchSharp record carries no quantization parameters; "
+                                   f"this tensor is {tensor.qscheme()} (per-channel scales would be lost)")
+        if tensor.q_scale() != 1.0 or tensor.q_zero_point() != 0:
+            raise LossyTensorError(name, None, "a TorchSharp record carries no quantization scale or zero point; "
+                                   f"this tensor has scale {tensor.q_scale()} and zero point "
+                                   f"{tensor.q_zero_point()} (only 1.0 and 0 survive a round trip)")
+    return code
+
+
+def _bytes_source(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU tensor whose raw bytes are the record's data (a copy only when the
+    tensor is non-contiguous, on another device, quantized, or a conj/neg view)."""
     t = tensor.detach()
     if t.device.type != "cpu":
         t = t.cpu()
     if t.is_quantized:
-        if t.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric) \
-                or t.q_scale() != 1.0 or t.q_zero_point() != 0:
-            raise LossyTensorError(name, None, "a TorchSharp record carries no quantization scale or zero "
-                                   f"point; this tensor has {t.qscheme()} (scale/zero point not 1.0/0)")
         t = t.int_repr()
     if t.is_complex():
         t = t.resolve_conj()
     t = t.resolve_neg().contiguous()
     if t.dtype in BYTES_VIEW:
         t = t.view(BYTES_VIEW[t.dtype])
-    f.write(_header(code, tuple(t.shape)))
+    return t
+
+
+def write_tensor_record(f: Stream, tensor: torch.Tensor, name: str = "tensor") -> None:
+    """Write one tensor record, streaming its bytes. Inverse of :func:`read_tensor_record`."""
+    code = check_tensor(tensor, name)
+    t = _bytes_source(tensor)
+    f.write(write_uleb(code) + write_uleb(t.dim()) + b"".join(write_uleb(d) for d in t.shape))
     if t.numel():
-        f.write(memoryview(t.numpy()).cast("B"))
+        _write_data(f, t)
+
+
+def _write_data(f: Stream, t: torch.Tensor) -> None:
+    """Stream a contiguous CPU tensor's raw bytes (a view, no copy)."""
+    write_all(f, memoryview(t.reshape(-1).view(torch.uint8).numpy()))
 
 
 def read_tensor(source: Source) -> torch.Tensor:
-    """Read a single-tensor file (``Tensor.Save`` form). Inverse of :func:`write_tensor`."""
+    """Read a single-tensor file (``Tensor.Save`` form: one record, no key, nothing after).
+    Inverse of :func:`write_tensor`."""
     with open_source(source) as f:
         r = Reader(f)
         t = read_tensor_record(r)
@@ -127,5 +187,6 @@ def read_tensor(source: Source) -> torch.Tensor:
 
 def write_tensor(dest: Dest, tensor: torch.Tensor) -> None:
     """Write a single-tensor file (``Tensor.Save`` form). Inverse of :func:`read_tensor`."""
+    check_tensor(tensor, "tensor")  # refuse before touching the destination
     with open_dest(dest) as f:
         write_tensor_record(f, tensor)
