@@ -340,7 +340,7 @@ def main() -> None:
     w.call("build", model=conv3, dtype="float32", device="cpu", seed=1, optimizer=None)
     w.call("train", steps=1, seed=1, input_shape=[2, 2, 4, 4, 4])
     check(True, "Conv3d/BatchNorm3d/GroupNorm/PReLU/Dropout/Tanh/Sigmoid/Identity build and train")
-    r = w.send("build", model={"type": "LSTM"}, dtype="float32", device="cpu", seed=1, optimizer=None)
+    r = w.send("build", model={"type": "LSTMCell"}, dtype="float32", device="cpu", seed=1, optimizer=None)
     check(r["status"] == "skipped", f"unsupported module type -> skipped ({r.get('reason')[:60]})")
     r = w.send("build", model={"type": "Linear", "in_features": 2, "out_features": 2, "bais": True},
                dtype="float32", device="cpu", seed=1, optimizer=None)

@@ -194,9 +194,9 @@ def _fail_if(problems: list[str], what: str, details: dict[str, Any]) -> None:
 class CellRunner:
     """Runs cells against one PyTorch driver and one TorchSharp driver per version."""
 
-    def __init__(self, pytorch: PythonDriver, torchsharp: Mapping[str, Driver | Exception],
+    def __init__(self, pytorch: PythonDriver | Exception, torchsharp: Mapping[str, Driver | Exception],
                  workdir: Path, expected: ExpectedFailures | None = None, keep_passing: bool = False):
-        self.py = pytorch
+        self.py: PythonDriver = pytorch  # type: ignore[assignment]  # an Exception: every cell "unavailable"
         self.ts = dict(torchsharp)
         self.workdir = workdir
         self.expected = expected or ExpectedFailures()
@@ -218,7 +218,7 @@ class CellRunner:
                 self.py.step(grads)
                 self.py.advance_schedule()
         else:
-            self.py.train(mc.train_steps, mc.seed, mc.input_shape)
+            self.py.train(mc.train_steps, mc.seed, mc.input_shape, mc.input)
 
     def _py_to_ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any], compare: bool = True) -> Digest:
         case = cell.case
@@ -273,7 +273,7 @@ class CellRunner:
         mc = model_case_of(case)
         ts.build(case, cell.device)
         ts.train(case.steps if isinstance(case, OptimizerCase) else mc.train_steps,
-                 mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape)
+                 mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape, mc.input)
         ts.save_module(d / "ts_module.dat")
         if is_opt:
             ts.save_optimizer(d / "ts_optimizer.dat")
@@ -370,7 +370,8 @@ class CellRunner:
         ts_record = trusted_codec.read_optimizer(d / "ts_continued_optimizer.dat")
         py_module = trusted_codec.read_state_dict(d / "py_continued_module.dat")
         py_record = trusted_codec.read_optimizer(d / "py_continued_optimizer.dat")
-        verdict = semantics.compare_continued(case.optimizer_type, py_module, ts_module, py_record, ts_record)
+        verdict = semantics.compare_continued(case.optimizer_type, py_module, ts_module, py_record, ts_record,
+                                             cell.pytorch)
         details.update(verdict.details())
         _fail_if(verdict.problems, f"after {CONTINUE_STEPS} more steps on identical gradients PyTorch and "
                  f"TorchSharp disagree (max {verdict.max_ulp:g} ULP, tolerance {verdict.tolerance:g})", details)
@@ -388,7 +389,7 @@ class CellRunner:
         if not self.py.capabilities.can_read_optimizer:
             raise CheckSkipped(f"codec {self.py.codec_name!r} cannot read optimizer files")
         ts.build(case, cell.device)
-        ts.train(case.steps, mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape)
+        ts.train(case.steps, mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape, mc.input)
         ts.save_module(d / "ts_module.dat")
         ts.save_optimizer(d / "ts_optimizer.dat")
         self.py.build(case, cell.device)
@@ -412,6 +413,8 @@ class CellRunner:
         d: Path | None = None
         ts = self.ts.get(cell.torchsharp)
         try:
+            if isinstance(self.py, Exception):
+                raise CheckSkipped(f"unavailable: PyTorch {cell.pytorch}: {self.py}")
             if ts is None or isinstance(ts, Exception):
                 raise CheckSkipped(f"unavailable: TorchSharp {cell.torchsharp}: {ts}")
             for drv in (self.py, ts):

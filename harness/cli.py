@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cases import CASES_DIR, load_catalogue
-from harness.cells import CHECKS, DEVICES, CellRunner, make_cells
-from harness.codecs import load_codec
-from harness.drivers.base import Driver
+from harness.cells import CHECKS, DEVICES, Cell, CellRunner, make_cells
+from harness.codecs import CodecUnderTest, load_codec
+from harness.drivers.base import Driver, PythonDriver
 from harness.drivers.pytorch import PyTorchDriver
+from harness.drivers.pytorch_worker import PYTORCH26_ROOT, PyTorchUnavailable, chroot_pytorch
 from harness.drivers.torchsharp import (
     DEFAULT_VERSION,
     TorchSharpDriver,
@@ -71,6 +72,23 @@ def start_torchsharp(versions: Sequence[str], workdir: Path) -> dict[str, Driver
     return drivers
 
 
+def start_pytorch(labels: Sequence[str], codec: CodecUnderTest, codec_spec: str,
+                  workdir: Path) -> list[tuple[str, PythonDriver | Exception]]:
+    """``host``: this interpreter's PyTorch, in process; ``2.6``: Debian 13's, in its chroot."""
+    out: list[tuple[str, PythonDriver | Exception]] = []
+    for label in labels:
+        if label == "host":
+            out.append((label, PyTorchDriver(codec)))
+            continue
+        try:
+            if label != "2.6":
+                raise PyTorchUnavailable(f"unknown PyTorch {label!r} (known: host, 2.6)")
+            out.append((label, chroot_pytorch(workdir, codec_spec, codec.name)))
+        except PyTorchUnavailable as exc:
+            out.append((label, exc))
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     run_id = args.run_id or started.strftime("%Y%m%dT%H%M%SZ")
@@ -81,14 +99,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("no case matches the selection", file=sys.stderr)
         return 2
     codec = load_codec(args.codec)
-    py = PyTorchDriver(codec)
+    pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
     ts = start_torchsharp(args.torchsharp, out / "work")
     expected = ExpectedFailures.load(Path(args.cases) / "expected_failures")
-    runner = CellRunner(py, ts, out / "cells", expected, keep_passing=args.keep)
-    cells = make_cells(cases, py.capabilities.version, args.torchsharp, codec.name, args.check, args.device)
-    if args.k:
-        cells = [c for c in cells if args.k in c.id]
-    provenance = {**py.capabilities.provenance, "os": platform.platform(), "commit": _commit()}
+    plan: list[tuple[CellRunner, Cell]] = []
+    provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit()}
+    for label, py in pythons:
+        runner = CellRunner(py, ts, out / "cells", expected, keep_passing=args.keep)
+        version = py.capabilities.version if isinstance(py, PythonDriver) else label
+        if isinstance(py, PythonDriver):
+            provenance.update(py.capabilities.provenance)
+        else:
+            provenance[f"PyTorch {label}"] = f"unavailable: {py}"
+        for cell in make_cells(cases, version, args.torchsharp, codec.name, args.check, args.device):
+            if not args.k or args.k in cell.id:
+                plan.append((runner, cell))
     for v, drv in ts.items():
         if isinstance(drv, Driver):
             provenance.update(drv.capabilities.provenance)
@@ -97,13 +122,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = Run(run_id=run_id, started=started.isoformat(timespec="seconds"), provenance=provenance)
     t0 = time.monotonic()
     try:
-        for i, cell in enumerate(cells, 1):
+        for i, (runner, cell) in enumerate(plan, 1):
             result = runner.run(cell)
             run.cells.append(result)
-            print(f"[{i}/{len(cells)} {time.monotonic() - t0:6.1f}s] {result.outcome:5} {cell.id}"
+            print(f"[{i}/{len(plan)} {time.monotonic() - t0:6.1f}s pt{cell.pytorch} ts{cell.torchsharp}] "
+                  f"{result.outcome:5} {cell.id}"
                   + (f"  -- {result.reason[:160]}" if result.outcome != "pass" else ""), flush=True)
     finally:
-        for drv in ts.values():
+        for drv in [*ts.values(), *(py for _, py in pythons)]:
             if isinstance(drv, Driver):
                 drv.close()
     run.duration_s = round(time.monotonic() - t0, 2)
@@ -153,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--torchsharp", action="append",
                    help="TorchSharp version(s); default: every version the NuGet feed serves plus those in "
                         "cases/torchsharp-versions.txt ('default' for just " + DEFAULT_VERSION + ")")
+    r.add_argument("--pytorch", action="append", choices=("host", "2.6"),
+                   help="PyTorch version(s): host (in process) and/or 2.6 (Debian 13's, in a chroot made by "
+                        "scripts/setup-pytorch26.sh); default: host, plus 2.6 when its root is ready")
     r.add_argument("--case", action="append", help="only these case names")
     r.add_argument("--feature", action="append", help="only cases tagged with one of these features")
     r.add_argument("--check", action="append", choices=CHECKS, help="only these checks")
@@ -181,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
+        args.pytorch = args.pytorch or ["host", *(["2.6"] if (PYTORCH26_ROOT / ".harness-ready").exists() else [])]
         args.torchsharp = [DEFAULT_VERSION if v == "default" else v for v in (args.torchsharp or default_versions())]
     elif args.command == "build-worker" and args.torchsharp is None:
         args.torchsharp = [DEFAULT_VERSION]

@@ -33,9 +33,93 @@ def _args(spec: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {k: spec[k] for k in names if k in spec}
 
 
+def _call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The harness's forward rule for one child of a container (docs/protocol.md "Case
+    specs"): MultiheadAttention runs as self-attention (x, x, x); a child returning a tuple
+    (LSTM, GRU, RNN, MultiheadAttention) passes on its first element."""
+    if isinstance(module, nn.MultiheadAttention):
+        out = module(x, x, x, need_weights=False)
+    else:
+        out = module(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
+class SpecSequential(nn.Sequential):
+    """nn.Sequential (same keys) whose forward follows the container rule of ``_call``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        for child in self:
+            x = _call(child, x)
+        return x
+
+
+class SpecModuleList(nn.ModuleList):
+    """nn.ModuleList (keys "0", "1", ...) with a forward: the children in order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for child in self:
+            x = _call(child, x)
+        return x
+
+
+class SpecModuleDict(nn.ModuleDict):
+    """nn.ModuleDict (insertion-ordered keys) with a forward: the values in order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for child in self.values():
+            x = _call(child, x)
+        return x
+
+
+class SpecModule(nn.Module):
+    """A custom module whose fields are the named children in declaration order (the
+    docs' LeNet1: one field ``layers``); forward runs them in order."""
+
+    def __init__(self, children: Sequence[tuple[str, nn.Module]]):
+        super().__init__()
+        for name, child in children:
+            self.add_module(name, child)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for child in self.children():
+            x = _call(child, x)
+        return x
+
+
+def _children(spec: Mapping[str, Any], index_names: bool = False) -> list[tuple[str, nn.Module]]:
+    """``children``: ``[[name, spec], ...]``; for a ModuleList an entry may be a bare spec,
+    and a given name must be its index (a ModuleList's only names)."""
+    _args(spec, ("children",))
+    out: list[tuple[str, nn.Module]] = []
+    for entry in spec["children"]:
+        index = str(len(out))
+        if index_names and isinstance(entry, Mapping):
+            out.append((index, build_module(entry)))
+            continue
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
+                and isinstance(entry[1], Mapping)):
+            raise SpecError(f"{spec['type']}.children: each child must be [name, spec], got {entry!r}")
+        name, child = entry
+        if index_names and name != index:
+            raise SpecError(f"ModuleList child {index} must be named {index!r}, got {name!r}")
+        out.append((name, build_module(child)))
+    return out
+
+
 def _sequential(spec: Mapping[str, Any]) -> nn.Module:
-    children = OrderedDict((str(name), build_module(child)) for name, child in spec["children"])
-    return nn.Sequential(children)
+    return SpecSequential(OrderedDict(_children(spec)))
+
+
+def _module_list(spec: Mapping[str, Any]) -> nn.Module:
+    return SpecModuleList([child for _, child in _children(spec, index_names=True)])
+
+
+def _module_dict(spec: Mapping[str, Any]) -> nn.Module:
+    return SpecModuleDict(OrderedDict(_children(spec)))
+
+
+def _module(spec: Mapping[str, Any]) -> nn.Module:
+    return SpecModule(_children(spec))
 
 
 def _simple(cls: Callable[..., nn.Module], *names: str) -> Callable[[Mapping[str, Any]], nn.Module]:
@@ -46,10 +130,14 @@ def _simple(cls: Callable[..., nn.Module], *names: str) -> Callable[[Mapping[str
 
 _CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
 _NORM = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+_RNN = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
 
 # The same types, argument names and defaults as dotnet/Worker/Modules.cs.
 MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
     "Sequential": _sequential,
+    "Module": _module,
+    "ModuleList": _module_list,
+    "ModuleDict": _module_dict,
     "Linear": _simple(nn.Linear, "in_features", "out_features", "bias"),
     "Conv1d": _simple(nn.Conv1d, *_CONV),
     "Conv2d": _simple(nn.Conv2d, *_CONV),
@@ -74,6 +162,15 @@ MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
     "Dropout": _simple(nn.Dropout, "p", "inplace"),
     "MaxPool2d": _simple(nn.MaxPool2d, "kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     "Flatten": _simple(nn.Flatten, "start_dim", "end_dim"),
+    "LSTM": _simple(nn.LSTM, *_RNN, "proj_size"),
+    "GRU": _simple(nn.GRU, *_RNN),
+    "RNN": _simple(nn.RNN, *_RNN, "nonlinearity"),
+    "MultiheadAttention": _simple(nn.MultiheadAttention, "embed_dim", "num_heads", "dropout", "bias", "add_bias_kv",
+                                  "add_zero_attn", "kdim", "vdim", "batch_first"),
+    "TransformerEncoderLayer": _simple(nn.TransformerEncoderLayer, "d_model", "nhead", "dim_feedforward", "dropout",
+                                       "activation", "layer_norm_eps", "batch_first", "norm_first"),
+    "EmbeddingBag": _simple(nn.EmbeddingBag, "num_embeddings", "embedding_dim", "max_norm", "norm_type",
+                            "scale_grad_by_freq", "mode", "sparse", "include_last_offset", "padding_idx"),
 }
 
 
@@ -160,19 +257,42 @@ def apply_gradients(model: nn.Module, grads: Mapping[str, torch.Tensor]) -> None
         p.grad = grads[name].to(p.device).clone() if name in grads else None
 
 
+INT_DTYPES = ("uint8", "int8", "int16", "int32", "int64")
+
+
+def make_input(input_shape: Sequence[int], generator: torch.Generator, dtype: torch.dtype,
+               input_spec: Mapping[str, Any] | None = None) -> torch.Tensor:
+    """One model input: ``randn(input_shape)`` (float32, then the model's ``dtype``), or, for
+    a case's ``input`` spec ``{"dtype": "int64", "low": 0, "high": N}``, ``randint(low, high)``
+    of that integer dtype (Embedding / EmbeddingBag models)."""
+    shape = list(input_shape)
+    if input_spec:
+        unknown = set(input_spec) - {"dtype", "low", "high"}
+        if unknown:
+            raise SpecError(f"input: unknown field(s) {sorted(unknown)}")
+        name = input_spec.get("dtype", "float32")
+        if name in INT_DTYPES:
+            return torch.randint(int(input_spec.get("low", 0)), int(input_spec["high"]), shape,
+                                 generator=generator, dtype=DTYPES[name])
+        return torch.randn(shape, generator=generator).to(DTYPES[name])
+    return torch.randn(shape, generator=generator).to(dtype)
+
+
 def train_model(model: nn.Module, input_shape: Sequence[int], steps: int, seed: int,
-                optimizer: torch.optim.Optimizer | None = None) -> None:
+                optimizer: torch.optim.Optimizer | None = None,
+                input_spec: Mapping[str, Any] | None = None) -> None:
     """A few train-mode steps so that BatchNorm buffers and parameters move off their init.
 
-    loss = mean(output**2) on seeded ``randn`` input; the case's optimizer when given,
-    else SGD(lr=0.01) (the worker's ``train`` does the same, docs/protocol.md).
+    loss = mean(output**2) on seeded ``randn`` input (``randint`` for an integer
+    ``input_spec``, see ``make_input``); the case's optimizer when given, else
+    SGD(lr=0.01) (the worker's ``train`` does the same, docs/protocol.md).
     """
     gen = torch.Generator().manual_seed(seed)
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=0.01)
     model.train()
     dtype = next(model.parameters()).dtype
     for _ in range(steps):
-        x = torch.randn(list(input_shape), generator=gen).to(dtype)
+        x = make_input(input_shape, gen, dtype, input_spec)
         loss = model(x).square().mean()
         opt.zero_grad()
         loss.backward()

@@ -306,6 +306,7 @@ public sealed class Session
         var steps = r.Long("steps");
         var seed = r.Long("seed");
         var shape = r.Longs("input_shape");
+        var inputSpec = r.ObjOrNull("input");
         var m = Model;
         var gen = new Generator((ulong)seed);
         var opt = optimizer ?? optim.SGD(m.parameters(), 0.01);
@@ -315,7 +316,7 @@ public sealed class Session
         for (long i = 0; i < steps; i++)
         {
             using var scope = NewDisposeScope();
-            var x = randn(shape, ScalarType.Float32, generator: gen).to(dtype).to(device);
+            var x = SpecInput.Make(shape, gen, dtype, device, inputSpec);
             double lossValue;
             if (opt is LBFGS)
             {

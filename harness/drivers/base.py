@@ -88,8 +88,10 @@ class Driver(ABC):
         """Set these gradients (parameters not named get none) and take one optimizer step."""
 
     @abstractmethod
-    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
-        """Train-mode steps on the implementation's own random input and backward pass."""
+    def train(self, steps: int, seed: int, input_shape: Sequence[int],
+              input_spec: Mapping[str, Any] | None = None) -> None:
+        """Train-mode steps on the implementation's own random input (integers for an
+        integer ``input_spec``) and backward pass."""
 
     @abstractmethod
     def digest(self) -> Digest: ...

@@ -89,8 +89,9 @@ class PyTorchDriver(PythonDriver):
         else:
             opt.step()
 
-    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
-        torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer)
+    def train(self, steps: int, seed: int, input_shape: Sequence[int],
+              input_spec: Mapping[str, Any] | None = None) -> None:
+        torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer, input_spec=input_spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         model = self._model()

@@ -200,8 +200,10 @@ class TorchSharpDriver(Driver):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
-        self.call("train", steps=steps, seed=seed, input_shape=list(input_shape))
+    def train(self, steps: int, seed: int, input_shape: Sequence[int],
+              input_spec: Mapping[str, Any] | None = None) -> None:
+        self.call("train", steps=steps, seed=seed, input_shape=list(input_shape),
+                  **({"input": dict(input_spec)} if input_spec else {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._step_no += 1

@@ -50,8 +50,8 @@ class FakeTorchSharp(Driver):
     def step(self, grads: Mapping[str, torch.Tensor]) -> None:
         self.inner.step(grads)
 
-    def train(self, steps: int, seed: int, input_shape: Sequence[int]) -> None:
-        self.inner.train(steps, seed, input_shape)
+    def train(self, steps: int, seed: int, input_shape: Sequence[int], input_spec=None) -> None:
+        self.inner.train(steps, seed, input_shape, input_spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner.forward(x)

@@ -1,0 +1,137 @@
+r"""A PyTorch worker process: the PyTorch side of the cells, run in another environment.
+
+Another PyTorch (e.g. Debian 13's 2.6 in a chroot) cannot be imported into the host's
+Python, so it runs this module and speaks the same JSON-lines protocol as the .NET worker
+(docs/protocol.md): one request a line on stdin, one response a line on stdout.
+
+```
+ harness (host Python)                      harness.pyworker (other PyTorch)
+  {"id":1,"op":"hello"}          ── stdin ──▶  PyTorchDriver(codec under test)
+                                 ◀─ stdout ──  {"id":1,"status":"ok","result":{...}}
+  {"id":2,"op":"build","case":"lenet1",...} ─▶ the same catalogue, read from its checkout
+                                 ◀─ stdout ──  ok | parse_error | runtime_error
+```
+
+Every op is one method of :class:`harness.drivers.base.PythonDriver`; tensors travel as
+files (the single-tensor form written and read by the harness's own codec); paths are the
+worker's (the host translates them). A codec failure answers ``runtime_error`` with type
+``CodecFailure`` so the host classifies the cell as the codec's failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness import codec as trusted_codec
+from harness.cases import load_catalogue
+from harness.codecs import CodecFailure, load_codec
+from harness.drivers.pytorch import PyTorchDriver
+
+
+class Server:
+    def __init__(self, codec_spec: str):
+        self.driver = PyTorchDriver(load_codec(codec_spec))
+        self.catalogue = load_catalogue()
+
+    def _case(self, name: str) -> Any:
+        for case in self.catalogue.all():
+            if case.name == name:
+                return case
+        raise KeyError(f"no case named {name!r} in this worker's catalogue")
+
+    def handle(self, op: str, r: dict[str, Any]) -> dict[str, Any]:
+        d = self.driver
+        if op == "hello":
+            c = d.capabilities
+            return {"protocol": 1, "implementation": c.name, "version": c.version, "devices": sorted(c.devices),
+                    "optimizers": sorted(c.optimizers), "modules": sorted(c.modules),
+                    "can_read_optimizer": c.can_read_optimizer, "can_read_tensor": c.can_read_tensor,
+                    "provenance": dict(c.provenance)}
+        if op == "build":
+            d.build(self._case(r["case"]), r["device"])
+        elif op == "load_module":
+            d.load_module(Path(r["path"]), bool(r.get("strict", True)))
+        elif op == "save_module":
+            d.save_module(Path(r["path"]))
+        elif op == "load_optimizer":
+            d.load_optimizer(Path(r["path"]))
+        elif op == "save_optimizer":
+            d.save_optimizer(Path(r["path"]))
+        elif op == "step":
+            d.step({name: trusted_codec.read_tensor(path) for name, path in r["grads"].items()})
+        elif op == "train":
+            d.train(int(r["steps"]), int(r["seed"]), list(r["input_shape"]), r.get("input"))
+        elif op == "forward":
+            trusted_codec.write_tensor(r["output"], d.forward(trusted_codec.read_tensor(r["input"])))
+        elif op == "digest":
+            dg = d.digest()
+            return {"module": [{"name": k, **v.to_json()} for k, v in dg.module.items()],
+                    "optimizer": dg.optimizer.to_json() if dg.optimizer else None}
+        elif op == "read_module":
+            return {"module": [{"name": k, **v.to_json()} for k, v in d.read_module(Path(r["path"])).items()]}
+        elif op == "snapshot":
+            d.snapshot(Path(r["module"]), Path(r["optimizer"]) if r.get("optimizer") else None)
+        elif op == "load_saved_state":
+            d.load_saved_state(Path(r["path"]))
+        elif op == "write_tensor_file":
+            d.write_tensor_file(trusted_codec.read_tensor(r["input"]), Path(r["output"]))
+        elif op == "read_tensor_file":
+            trusted_codec.write_tensor(r["output"], d.read_tensor_file(Path(r["input"])))
+        elif op == "advance_schedule":
+            d.advance_schedule()
+        else:
+            raise LookupError(op)
+        return {}
+
+
+def serve(codec_spec: str, stdin: TextIO, out: TextIO) -> None:
+    server = Server(codec_spec)
+
+    def reply(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    for line in stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            rid, op = request["id"], request["op"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            reply({"id": None, "status": "parse_error", "error": {"type": type(exc).__name__, "message": str(exc)}})
+            continue
+        if op == "shutdown":
+            reply({"id": rid, "status": "ok", "result": {}})
+            return
+        try:
+            reply({"id": rid, "status": "ok", "result": server.handle(op, request)})
+        except LookupError as exc:
+            if isinstance(exc, KeyError) and op != "build":
+                kind = "parse_error"
+            else:
+                kind = "parse_error" if str(exc) == op else "runtime_error"
+            reply({"id": rid, "status": kind, "error": {"type": type(exc).__name__, "message": f"{op}: {exc}"}})
+        except Exception as exc:  # every failure is an answer, never a dead pipe
+            kind = "CodecFailure" if isinstance(exc, CodecFailure) else type(exc).__name__
+            reply({"id": rid, "status": "runtime_error",
+                   "error": {"type": kind, "message": str(exc), "stack": traceback.format_exc()[-3000:]}})
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python3 -m harness.pyworker")
+    p.add_argument("--codec", default="ours")
+    args = p.parse_args()
+    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
+    sys.stdout = sys.stderr
+    serve(args.codec, sys.stdin, protocol_out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# A second, newer PyTorch for the matrix's PyTorch axis: Debian 13's python3-torch 2.6.0
+# (Python 3.13, numpy 2.2) in a minimal trixie root under build/pytorch-2.6/root.
+# Idempotent: a marker file records a finished root; the next call returns at once.
+# Entered with unshare+chroot by harness/drivers/pytorch_worker.py (never through the
+# root's ld.so from the host, which would silently load host libraries).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOTFS=${PYTORCH26_ROOT:-$PWD/build/pytorch-2.6/root}
+MARKER="$ROOTFS/.harness-ready"
+log() { printf '[setup-pytorch26] %s\n' "$*" >&2; }
+[ -f "$MARKER" ] && exit 0
+SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
+if ! command -v debootstrap >/dev/null 2>&1; then
+  log "installing debootstrap"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq debootstrap >/dev/null
+fi
+mirror=$(awk '/^URIs:/{u=$2} /^Suites:/ && / bookworm( |$)/{print u; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+rm -rf "$ROOTFS"
+mkdir -p "$ROOTFS"
+log "debootstrap trixie into $ROOTFS (about 25 s)"
+$SUDO debootstrap --variant=minbase trixie "$ROOTFS" "$mirror" >/dev/null
+log "installing python3-torch 2.6 inside (about 40 s)"
+$SUDO chroot "$ROOTFS" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-torch python3-numpy >/dev/null && apt-get clean'
+mkdir -p "$ROOTFS/mnt/x" "$ROOTFS/mnt/shared"
+$SUDO chroot "$ROOTFS" python3 -c 'import torch, numpy; print(torch.__version__, numpy.__version__)' >&2
+touch "$MARKER"
+log "ready"
