@@ -36,6 +36,7 @@ class ModelCase:
     description: str = ""
     source: str = ""
     input: Mapping[str, Any] | None = None  # e.g. {"dtype": "int64", "low": 0, "high": 100}
+    fill: str | None = None  # "specials": PyTorch's state is overwritten with edge values
 
     kind = "model"
 
@@ -122,6 +123,7 @@ def parse_model_case(data: Mapping[str, Any], where: str = "<model case>") -> Mo
         description=str(data.get("description", "")),
         source=where,
         input=data.get("input"),
+        fill=data.get("fill"),
     )
 
 
@@ -170,7 +172,7 @@ def _read_json(path: Path) -> Mapping[str, Any]:
 
 def load_catalogue(root: Path = CASES_DIR) -> Catalogue:
     cat = Catalogue()
-    for path in sorted((root / "models").glob("*.json")):
+    for path in [*sorted((root / "models").glob("*.json")), *sorted((root / "generated").glob("*.json"))]:
         case = parse_model_case(_read_json(path), str(path))
         if case.name in cat.models:
             raise CaseError(f"{path}: duplicate model case name {case.name!r}")

@@ -75,3 +75,13 @@ def make_input(case: ModelCase, seed: int) -> torch.Tensor:
 
 def f32_bits(t: torch.Tensor) -> list[int]:  # for tests and messages
     return [struct.unpack("<I", struct.pack("<f", float(v)))[0] for v in t.flatten().tolist()]
+
+
+def fill_with_edge_values(model: torch.nn.Module, seed: int) -> None:
+    """Overwrite every state tensor with edge values of its dtype, rotated by ``seed`` so
+    different tensors start at different edge cases."""
+    with torch.no_grad():
+        for i, t in enumerate(model.state_dict().values()):
+            n = t.numel()
+            values = edge_values(t.dtype, n + seed + i)[seed + i:] if n else edge_values(t.dtype, 0)
+            t.copy_(values.reshape(t.shape))

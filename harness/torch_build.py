@@ -288,9 +288,16 @@ def train_model(model: nn.Module, input_shape: Sequence[int], steps: int, seed: 
     SGD(lr=0.01) (the worker's ``train`` does the same, docs/protocol.md).
     """
     gen = torch.Generator().manual_seed(seed)
-    opt = optimizer or torch.optim.SGD(model.parameters(), lr=0.01)
+    params = list(model.parameters())
     model.train()
-    dtype = next(model.parameters()).dtype
+    if not params:  # nothing to optimise: train-mode forwards still move BatchNorm buffers
+        dtype = next((t.dtype for t in model.state_dict().values() if t.is_floating_point()), torch.float32)
+        with torch.no_grad():
+            for _ in range(steps):
+                model(make_input(input_shape, gen, dtype, input_spec))
+        return
+    opt = optimizer or torch.optim.SGD(params, lr=0.01)
+    dtype = params[0].dtype
     for _ in range(steps):
         x = make_input(input_shape, gen, dtype, input_spec)
         loss = model(x).square().mean()

@@ -309,10 +309,23 @@ public sealed class Session
         var inputSpec = r.ObjOrNull("input");
         var m = Model;
         var gen = new Generator((ulong)seed);
-        var opt = optimizer ?? optim.SGD(m.parameters(), 0.01);
-        var dtype = m.parameters().First().dtype;
         var losses = new JsonArray();
         m.train();
+        if (!m.parameters().Any())
+        {
+            // Nothing to optimise (as the Python side): train-mode forwards still move buffers.
+            var bufferDtype = m.state_dict().Values.Where(t => t.is_floating_point()).Select(t => t.dtype)
+                .DefaultIfEmpty(ScalarType.Float32).First();
+            using var noGrad = torch.no_grad();
+            for (long i = 0; i < steps; i++)
+            {
+                using var scope = NewDisposeScope();
+                m.forward(SpecInput.Make(shape, gen, bufferDtype, device, inputSpec));
+            }
+            return new JsonObject { ["losses"] = losses };
+        }
+        var opt = optimizer ?? optim.SGD(m.parameters(), 0.01);
+        var dtype = m.parameters().First().dtype;
         for (long i = 0; i < steps; i++)
         {
             using var scope = NewDisposeScope();

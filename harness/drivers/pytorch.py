@@ -53,6 +53,9 @@ class PyTorchDriver(PythonDriver):
     def build(self, case: Case, device: str) -> None:
         mc = model_case_of(case)
         self.model = torch_build.build_model(mc.model, mc.dtype, mc.seed, device)
+        if mc.fill == "specials":  # NaN payloads, infinities, -0.0, subnormals, extreme integers
+            from harness.inputs import fill_with_edge_values
+            fill_with_edge_values(self.model, mc.seed)
         self.optimizer = None
         self.scheduler = None
         if isinstance(case, OptimizerCase):
