@@ -49,7 +49,7 @@ from harness.drivers.protocol import (
 from harness.outcomes import CellResult, ExpectedFailures
 
 STATE_CHECKS = ("py2ts", "py2ts2py", "ts2py")
-MODEL_CHECKS = (*STATE_CHECKS, "functional")
+MODEL_CHECKS = (*STATE_CHECKS, "functional", "jit_py2ts", "jit_ts2py")
 OPTIMIZER_CHECKS = (*STATE_CHECKS, "continue_py2ts", "continue_ts2py")
 TENSOR_CHECKS = ("tensor_py2ts", "tensor_ts2py")
 CHECKS = (*MODEL_CHECKS, "continue_py2ts", "continue_ts2py", *TENSOR_CHECKS)
@@ -310,9 +310,14 @@ class CellRunner:
             raise CheckSkipped(f"PyTorch {self.py.capabilities.version} cannot run this model on "
                                f"{cell.device}: {str(exc).splitlines()[0]}") from exc
         ts_out = ts.forward(x)
+        self._compare_outputs(py_out, ts_out, details, "PyTorch", "TorchSharp")
+
+    def _compare_outputs(self, py_out: torch.Tensor, ts_out: torch.Tensor, details: dict[str, Any],
+                         a_name: str, b_name: str) -> None:
+        """Outputs agree bitwise, within FUNCTIONAL_TOLERANCE_ULP, or far below their scale."""
         if py_out.dtype != ts_out.dtype or py_out.shape != ts_out.shape:
-            raise CheckFailed(f"output: PyTorch {py_out.dtype}{list(py_out.shape)}, "
-                              f"TorchSharp {ts_out.dtype}{list(ts_out.shape)}", details)
+            raise CheckFailed(f"output: {a_name} {py_out.dtype}{list(py_out.shape)}, "
+                              f"{b_name} {ts_out.dtype}{list(ts_out.shape)}", details)
         bitwise = bitwise_equal(py_out, ts_out)
         ulp = 0.0 if bitwise else max_ulp(py_out, ts_out)
         # Outputs near zero have tiny ULPs: a difference far below the output's scale passes too.
@@ -327,6 +332,38 @@ class CellRunner:
             raise CheckFailed(f"outputs for the same input differ by {ulp:g} ULP (tolerance "
                               f"{FUNCTIONAL_TOLERANCE_ULP}) and by {abs_diff:.3g} against an output scale of "
                               f"{scale:.3g}", details)
+
+    # --- TorchScript: a traced PyTorch model run by TorchSharp's torch.jit.load, and back ----
+    def _jit(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        assert isinstance(cell.case, ModelCase)  # only model cases get this check
+        self._make_python_state(cell.case, cell.device)
+        x = inputs.make_input(cell.case, cell.case.seed + 7)
+        try:
+            self.py.save_torchscript(d / "py_script.pt", x)
+        except Exception as exc:  # tracing is PyTorch's business, not the conformance's
+            raise CheckSkipped(f"PyTorch cannot trace this model: {str(exc).splitlines()[0][:300]}") from exc
+        py_out = self.py.forward(x)
+        state, ts_out = ts.jit_run(d / "py_script.pt", x, d / "ts_script.pt")  # type: ignore[attr-defined]
+        expected = self.py.digest().module
+        problems = compare_modules(expected, state, "PyTorch model", "TorchSharp's ScriptModule")
+        _fail_if(problems, "TorchSharp's torch.jit.load holds other state", details)
+        return py_out, ts_out
+
+    def check_jit_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        py_out, ts_out = self._jit(cell, ts, d, details)
+        self._compare_outputs(py_out, ts_out, details, "PyTorch", "TorchSharp's ScriptModule")
+
+    def check_jit_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        py_out, _ = self._jit(cell, ts, d, details)
+        x = inputs.make_input(cell.case, cell.case.seed + 7)  # type: ignore[arg-type]
+        try:
+            state, back_out = self.py.run_torchscript(d / "ts_script.pt", x)
+        except RuntimeError as exc:
+            raise CheckFailed(f"PyTorch {self.py.capabilities.version} cannot torch.jit.load what TorchSharp "
+                              f"saved: {str(exc).splitlines()[0][:300]}", details) from exc
+        _fail_if(compare_modules(self.py.digest().module, state, "PyTorch model", "re-loaded script"),
+                 "the script TorchSharp saved holds other state", details)
+        self._compare_outputs(py_out, back_out, details, "PyTorch", "TorchSharp-saved script")
 
     # --- single-tensor files (Tensor.Save / Tensor.Load) ---------------------------------
     def check_tensor_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:

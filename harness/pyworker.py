@@ -82,6 +82,12 @@ class Server:
             d.write_tensor_file(trusted_codec.read_tensor(r["input"]), Path(r["output"]))
         elif op == "read_tensor_file":
             trusted_codec.write_tensor(r["output"], d.read_tensor_file(Path(r["input"])))
+        elif op == "save_torchscript":
+            d.save_torchscript(Path(r["path"]), trusted_codec.read_tensor(r["example"]))
+        elif op == "run_torchscript":
+            state, out = d.run_torchscript(Path(r["path"]), trusted_codec.read_tensor(r["input"]))
+            trusted_codec.write_tensor(r["output"], out)
+            return {"module": [{"name": k, **v.to_json()} for k, v in state.items()]}
         elif op == "advance_schedule":
             d.advance_schedule()
         else:

@@ -141,7 +141,7 @@ public sealed class Session
     Dictionary<string, Parameter> parameters = [];
 
     static readonly string[] Ops = ["hello", "build", "load_module", "save_module", "load_optimizer", "save_optimizer",
-        "step", "train", "forward", "tensor_roundtrip", "digest", "shutdown"];
+        "step", "train", "forward", "tensor_roundtrip", "jit_run", "digest", "shutdown"];
 
     public JsonObject Dispatch(string op, Fields r) => op switch
     {
@@ -155,6 +155,7 @@ public sealed class Session
         "train" => Train(r),
         "forward" => Forward(r),
         "tensor_roundtrip" => TensorRoundtrip(r),
+        "jit_run" => JitRun(r),
         "digest" => Digest(),
         "shutdown" => [],
         _ => throw new ParseError($"unknown op '{op}' (known: {string.Join(", ", Ops)})"),
@@ -372,6 +373,32 @@ public sealed class Session
             y.Save(output);
         }
         return [];
+    }
+
+    // TorchScript: torch.jit.load a file PyTorch saved, report its state, run it on an input
+    // (eval mode, no grad) and optionally save it again with torch.jit.save.
+    static JsonObject JitRun(Fields r)
+    {
+        var path = r.Str("path");
+        var input = r.Str("input");
+        var output = r.Str("output");
+        var resave = r.StrOrNull("resave");
+        using var scope = NewDisposeScope();
+        var module = torch.jit.load<Tensor, Tensor>(path);
+        module.eval();
+        var state = new JsonArray();
+        foreach (var (name, t) in module.state_dict())
+        {
+            var d = Enc.Digest(t);
+            state.Add(new JsonObject { ["name"] = name, ["dtype"] = d["dtype"]!.DeepClone(), ["shape"] = d["shape"]!.DeepClone(), ["sha256"] = d["sha256"]!.DeepClone() });
+        }
+        using (torch.no_grad())
+        {
+            var x = Tensor.Load(input);
+            module.forward(x).Save(output);
+        }
+        if (resave is not null) torch.jit.save(module, resave);
+        return new JsonObject { ["module"] = state };
     }
 
     static JsonObject TensorRoundtrip(Fields r)

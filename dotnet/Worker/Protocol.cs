@@ -50,6 +50,8 @@ public sealed class Fields(JsonElement obj, string where)
 
     public string Str(string name, string dflt) => Has(name) ? Str(name) : dflt;
 
+    public string? StrOrNull(string name) => Has(name) && Get(name).ValueKind != JsonValueKind.Null ? Str(name) : null;
+
     public long Long(string name)
     {
         var v = Get(name);

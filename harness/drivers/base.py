@@ -133,6 +133,14 @@ class PythonDriver(Driver):
         ``optimizer`` entries (state made elsewhere, e.g. by a newer PyTorch)."""
 
     @abstractmethod
+    def save_torchscript(self, path: Path, example: torch.Tensor) -> None:
+        """``torch.jit.trace`` the model (eval mode) on ``example`` and ``torch.jit.save`` it."""
+
+    @abstractmethod
+    def run_torchscript(self, path: Path, x: torch.Tensor) -> tuple[dict[str, TensorDigest], torch.Tensor]:
+        """``torch.jit.load`` a file: digests of its state and its output for ``x``."""
+
+    @abstractmethod
     def advance_schedule(self) -> None:
         """Step the case's LR scheduler, if it has one (only while making state)."""
 

@@ -114,6 +114,20 @@ class PyTorchDriver(PythonDriver):
         self._model().load_state_dict(saved["model"])
         self._optim().load_state_dict(saved["optimizer"])
 
+    def save_torchscript(self, path: Path, example: torch.Tensor) -> None:
+        model = self._model()
+        model.eval()
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(traced, str(path))
+
+    def run_torchscript(self, path: Path, x: torch.Tensor) -> tuple[dict[str, TensorDigest], torch.Tensor]:
+        module = torch.jit.load(str(path), map_location="cpu")
+        module.eval()
+        with torch.no_grad():
+            out = module(x)
+        return {k: TensorDigest.of(v) for k, v in module.state_dict().items()}, out[0] if isinstance(out, tuple) else out
+
     def advance_schedule(self) -> None:
         if self.scheduler is not None:
             self.scheduler.step()

@@ -156,6 +156,24 @@ class PyTorchWorkerDriver(PythonDriver):
         finally:
             out.unlink(missing_ok=True)
 
+    def save_torchscript(self, path: Path, example: torch.Tensor) -> None:
+        inp = self._tmp("example")
+        try:
+            trusted_codec.write_tensor(inp, example)
+            self._call("save_torchscript", path=self._p(path), example=self._p(inp))
+        finally:
+            inp.unlink(missing_ok=True)
+
+    def run_torchscript(self, path: Path, x: torch.Tensor) -> tuple[dict[str, TensorDigest], torch.Tensor]:
+        inp, out = self._tmp("input"), self._tmp("output")
+        try:
+            trusted_codec.write_tensor(inp, x)
+            r = self._call("run_torchscript", path=self._p(path), input=self._p(inp), output=self._p(out))
+            return {e["name"]: TensorDigest.from_json(e) for e in r["module"]}, trusted_codec.read_tensor(out)
+        finally:
+            inp.unlink(missing_ok=True)
+            out.unlink(missing_ok=True)
+
     def advance_schedule(self) -> None:
         self._call("advance_schedule")
 

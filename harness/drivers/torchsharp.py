@@ -217,6 +217,21 @@ class TorchSharpDriver(Driver):
             inp.unlink(missing_ok=True)
             out.unlink(missing_ok=True)
 
+    def jit_run(self, path: Path, x: torch.Tensor, resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
+        """``torch.jit.load`` in TorchSharp: its state digests and output for ``x``
+        (and ``torch.jit.save`` to ``resave``)."""
+        self._step_no += 1
+        inp = self.workdir / f"jit-input-{os.getpid()}-{self._step_no}.dat"
+        out = self.workdir / f"jit-output-{os.getpid()}-{self._step_no}.dat"
+        trusted_codec.write_tensor(inp, x)
+        try:
+            r = self.call("jit_run", path=str(path), input=str(inp), output=str(out),
+                          resave=str(resave) if resave else None)
+            return {e["name"]: TensorDigest.from_json(e) for e in r["module"]}, trusted_codec.read_tensor(out)
+        finally:
+            inp.unlink(missing_ok=True)
+            out.unlink(missing_ok=True)
+
     def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
         """Static ``Tensor.Load(source)`` then ``Save(dest)``; the digest of what was loaded."""
         return TensorDigest.from_json(self.call("tensor_roundtrip", input=str(source), output=str(dest)))

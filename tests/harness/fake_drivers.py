@@ -56,6 +56,12 @@ class FakeTorchSharp(Driver):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner.forward(x)
 
+    def jit_run(self, path: Path, x: torch.Tensor, resave: Path | None = None):
+        state, out = self.inner.run_torchscript(path, x)
+        if resave is not None:
+            torch.jit.save(torch.jit.load(str(path)), str(resave))
+        return state, out
+
     def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
         t = self.inner.read_tensor_file(source)
         self.inner.write_tensor_file(t, dest)
