@@ -37,6 +37,7 @@ class ModelCase:
     source: str = ""
     input: Mapping[str, Any] | None = None  # e.g. {"dtype": "int64", "low": 0, "high": 100}
     fill: str | None = None  # "specials": PyTorch's state is overwritten with edge values
+    tie: tuple[tuple[str, str], ...] = ()  # (target, source): target becomes source's Parameter
 
     kind = "model"
 
@@ -124,6 +125,7 @@ def parse_model_case(data: Mapping[str, Any], where: str = "<model case>") -> Mo
         source=where,
         input=data.get("input"),
         fill=data.get("fill"),
+        tie=tuple((str(a), str(b)) for a, b in data.get("tie", ())),
     )
 
 

@@ -49,7 +49,7 @@ from harness.drivers.protocol import (
 from harness.outcomes import CellResult, ExpectedFailures
 
 STATE_CHECKS = ("py2ts", "py2ts2py", "ts2py")
-MODEL_CHECKS = (*STATE_CHECKS, "functional", "jit_py2ts", "jit_ts2py")
+MODEL_CHECKS = (*STATE_CHECKS, "functional", "partial_load", "jit_py2ts", "jit_ts2py")
 OPTIMIZER_CHECKS = (*STATE_CHECKS, "continue_py2ts", "continue_ts2py")
 TENSOR_CHECKS = ("tensor_py2ts", "tensor_ts2py")
 CHECKS = (*MODEL_CHECKS, "continue_py2ts", "continue_ts2py", *TENSOR_CHECKS)
@@ -332,6 +332,40 @@ class CellRunner:
             raise CheckFailed(f"outputs for the same input differ by {ulp:g} ULP (tolerance "
                               f"{FUNCTIONAL_TOLERANCE_ULP}) and by {abs_diff:.3g} against an output scale of "
                               f"{scale:.3g}", details)
+
+    # --- partial loading: PyTorch strict=False next to TorchSharp load(strict: false) ----------
+    def check_partial_load(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        """A file lacking the model's first key and carrying one unknown key, loaded
+        non-strictly by both: each must load exactly the keys present and keep its own value
+        for the missing one (PyTorch reports missing/unexpected keys; TorchSharp reads past
+        the unknown key). The file is made with the harness's codec: this cell is about load
+        semantics, not about the codec under test."""
+        assert isinstance(cell.case, ModelCase)  # only model cases get this check
+        self._make_python_state(cell.case, cell.device)
+        self.py.snapshot(d / "full.dat", None)
+        full = trusted_codec.read_state_dict(d / "full.dat")
+        if not full:
+            raise CheckSkipped("the model has no state to load partially")
+        digests = [TensorDigest.of(v) for v in full.values()]
+        # Drop a key whose tensor has no alias: a tied twin would load it anyway.
+        dropped = next((k for k, dg in zip(full, digests) if digests.count(dg) == 1), next(iter(full)))
+        extra = "unexpected-extra.weight"
+        partial = {k: v for k, v in full.items() if k != dropped}
+        partial[extra] = torch.zeros(2, 2)
+        trusted_codec.write_state_dict(d / "partial.dat", partial)
+        expected = {k: TensorDigest.of(v) for k, v in full.items()}
+        side: dict[str, Any] = {"dropped": dropped, "unexpected": extra}
+        for name, drv in (("PyTorch", self.py), ("TorchSharp", ts)):
+            drv.build(cell.case, cell.device)
+            fresh = drv.digest().module
+            drv.load_module(d / "partial.dat", strict=False)
+            got = drv.digest().module
+            want = {**expected, dropped: fresh[dropped]}
+            problems = compare_modules(want, got, "expected", name)
+            side[name] = {"kept_own_value_for_missing": got.get(dropped) == fresh.get(dropped),
+                          "loaded": sorted(k for k in got if k != dropped and got[k] == expected[k])}
+            details["side_by_side"] = side
+            _fail_if(problems, f"{name}'s non-strict load did not load exactly the keys present", details)
 
     # --- TorchScript: a traced PyTorch model run by TorchSharp's torch.jit.load, and back ----
     def _jit(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

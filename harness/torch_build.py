@@ -181,10 +181,15 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
     return MODULES[kind](spec)
 
 
-def build_model(spec: Mapping[str, Any], dtype: str, seed: int, device: str = "cpu") -> nn.Module:
+def build_model(spec: Mapping[str, Any], dtype: str, seed: int, device: str = "cpu",
+                tie: Sequence[tuple[str, str]] = ()) -> nn.Module:
     torch.manual_seed(seed)
-    model = build_module(spec)
-    return model.to(device=device, dtype=DTYPES[dtype])
+    model = build_module(spec).to(device=device, dtype=DTYPES[dtype])
+    for target, source in tie:  # tied weights: one Parameter under two names
+        owner_name, _, leaf = target.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        setattr(owner, leaf, model.get_parameter(source))
+    return model
 
 
 # PyTorch optimizer classes by the case's type name, and the kwargs each accepts.

@@ -195,6 +195,28 @@ public sealed class Session
         };
     }
 
+    // Tied weights: [[target, source], ...] makes the parameter named target the very same
+    // Parameter object as source (PyTorch: model.dec.weight = model.enc.weight).
+    static void Tie(nn.Module m, System.Text.Json.JsonElement pairs)
+    {
+        var parameters = m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var modules = m.named_modules().ToDictionary(x => x.name, x => x.module);
+        foreach (var pair in pairs.EnumerateArray())
+        {
+            var target = pair[0].GetString()!;
+            var source = pair[1].GetString()!;
+            if (!parameters.TryGetValue(source, out var p)) throw new ParseError($"tie: no parameter named '{source}'");
+            var dot = target.LastIndexOf('.');
+            var owner = dot < 0 ? m : modules.TryGetValue(target[..dot], out var o) ? o : throw new ParseError($"tie: no module '{target[..dot]}'");
+            var leaf = target[(dot + 1)..];
+            // Modules with a typed property (Linear.weight, ...) re-register through its setter;
+            // register_parameter refuses a name that is already registered.
+            var prop = owner.GetType().GetProperty(leaf);
+            if (prop is not null && prop.CanWrite && prop.PropertyType.IsAssignableFrom(p.GetType())) prop.SetValue(owner, p);
+            else owner.register_parameter(leaf, p);
+        }
+    }
+
     JsonObject Build(Fields r)
     {
         var spec = r.Obj("model", "model");
@@ -223,6 +245,7 @@ public sealed class Session
         {
             m.to(dtype);
             m.to(dev);
+            if (r.Has("tie")) Tie(m, r.Array("tie"));
             var named = m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
             var opt = optSpecLabelled is Fields os ? Optimizers.Build(os, named) : null;
             (model, optimizer, parameters, device) = (m, opt, named, dev);

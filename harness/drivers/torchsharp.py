@@ -172,7 +172,8 @@ class TorchSharpDriver(Driver):
     def build(self, case: Case, device: str) -> None:
         mc = model_case_of(case)
         self.call("build", model=mc.model, dtype=mc.dtype, device=device, seed=mc.seed,
-                  optimizer=case.optimizer if isinstance(case, OptimizerCase) else None)
+                  optimizer=case.optimizer if isinstance(case, OptimizerCase) else None,
+                  **({"tie": [list(t) for t in mc.tie]} if mc.tie else {}))
 
     def load_module(self, path: Path, strict: bool = True) -> None:
         self.call("load_module", path=str(path), strict=strict, skip=[])
