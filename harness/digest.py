@@ -30,7 +30,7 @@ def tensor_bytes(t: torch.Tensor) -> bytes:
     t = t.contiguous()
     if t.dtype in _REINTERPRET:
         t = t.view(_REINTERPRET[t.dtype])
-    return t.numpy().tobytes()
+    return bytes(t.numpy().tobytes())
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,14 @@ def _call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         out = module(x, x, x, need_weights=False)
     else:
         out = module(x)
-    return out[0] if isinstance(out, tuple) else out
+    result: torch.Tensor = out[0] if isinstance(out, tuple) else out
+    return result
 
 
 class SpecSequential(nn.Sequential):
     """nn.Sequential (same keys) whose forward follows the container rule of ``_call``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for child in self:
             x = _call(child, x)
         return x
@@ -184,12 +185,13 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
 def build_model(spec: Mapping[str, Any], dtype: str, seed: int, device: str = "cpu",
                 tie: Sequence[tuple[str, str]] = ()) -> nn.Module:
     torch.manual_seed(seed)
-    model = build_module(spec).to(device=device, dtype=DTYPES[dtype])
+    model = build_module(spec).to(device=torch.device(device), dtype=DTYPES[dtype])
     for target, source in tie:  # tied weights: one Parameter under two names
         owner_name, _, leaf = target.rpartition(".")
         owner = model.get_submodule(owner_name) if owner_name else model
         setattr(owner, leaf, model.get_parameter(source))
-    return model
+    built: nn.Module = model
+    return built
 
 
 # PyTorch optimizer classes by the case's type name, and the kwargs each accepts.

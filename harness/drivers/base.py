@@ -150,4 +150,8 @@ def is_optimizer_case(case: Case) -> bool:
 
 
 def model_case_of(case: Case) -> ModelCase:
-    return case.model_case if isinstance(case, OptimizerCase) else case
+    if isinstance(case, OptimizerCase):
+        return case.model_case
+    if isinstance(case, ModelCase):
+        return case
+    raise TypeError(f"case {case.name!r} ({case.kind}) has no model")

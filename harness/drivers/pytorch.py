@@ -85,9 +85,9 @@ class PyTorchDriver(PythonDriver):
         torch_build.apply_gradients(self._model(), grads)
         opt = self._optim()
         if isinstance(opt, torch.optim.LBFGS):  # needs a closure: re-applies the same gradients
-            def closure() -> torch.Tensor:
+            def closure() -> float:
                 torch_build.apply_gradients(self._model(), grads)
-                return torch.zeros(())
+                return 0.0
             opt.step(closure)
         else:
             opt.step()
@@ -101,7 +101,8 @@ class PyTorchDriver(PythonDriver):
         model.eval()
         with torch.no_grad():
             out = model(x)
-        return out[0] if isinstance(out, tuple) else out
+        result: torch.Tensor = out[0] if isinstance(out, tuple) else out
+        return result
 
     def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:
         self.codec.write_tensor(tensor, path)
@@ -118,11 +119,12 @@ class PyTorchDriver(PythonDriver):
         model = self._model()
         model.eval()
         with torch.no_grad():
-            traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, str(path))
+            traced = torch.jit.trace(  # type: ignore[attr-defined]
+               model, example, check_trace=False)
+        torch.jit.save(traced, str(path))  # type: ignore[attr-defined]
 
     def run_torchscript(self, path: Path, x: torch.Tensor) -> tuple[dict[str, TensorDigest], torch.Tensor]:
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(str(path), map_location="cpu")  # type: ignore[attr-defined]
         module.eval()
         with torch.no_grad():
             out = module(x)
