@@ -17,7 +17,10 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq debootstrap >/dev/null
 fi
 mirror=$(awk '/^URIs:/{u=$2} /^Suites:/ && / bookworm( |$)/{print u; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-mirror=${mirror:-http://deb.debian.org/debian}
+if [ -z "$mirror" ]; then
+  mirror=$(grep -h -E '^deb [^ ]+ bookworm ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2; exit}')
+fi
+[ -n "$mirror" ] || { log "cannot find the bookworm mirror in /etc/apt/sources.list(.d)"; exit 1; }
 rm -rf "$ROOTFS"
 mkdir -p "$ROOTFS"
 log "debootstrap trixie into $ROOTFS (about 25 s)"

@@ -45,7 +45,11 @@ bookworm_mirror() {
     uri=$(grep -h -E '^deb [^ ]+ bookworm ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
             | awk '{print $2; exit}')
   fi
-  printf '%s' "${uri:-http://deb.debian.org/debian}"
+  if [ -z "$uri" ]; then
+    log "cannot find the bookworm mirror in /etc/apt/sources.list(.d): set up trixie's libstdc++6 by hand (../shared/MACHINE.md)"
+    exit 1
+  fi
+  printf '%s' "$uri"
 }
 
 step_libstdcxx() {
