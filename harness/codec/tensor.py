@@ -84,6 +84,13 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     numel = 1
     for d in shape:
         numel *= d
+    extent = 1
+    for d in shape:
+        extent *= d or 1
+    if extent * ITEMSIZE[code] > MAX_BYTES:
+        # Even with a zero dimension, libtorch multiplies every size and refuses an overflow.
+        raise InvalidLengthError(f"{name} shape", ndim_at, f"shape {shape} overflows libtorch's 64-bit "
+                                 "storage size")
     nbytes = numel * ITEMSIZE[code]
     data_at = r.offset
     if nbytes > MAX_BYTES:
