@@ -4,8 +4,9 @@ Self-contained (imports nothing else of the harness: stdlib, numpy, torch only).
 layouts: FORMAT.md; policies: README.md beside this file. ``source``/``dest`` are a path
 (written atomically) or a binary file object (read/written as given).
 
-Ours:      read_tensor(source) / write_tensor(dest, tensor)
-           read_state_dict(source) / write_state_dict(dest, state_dict)
+Ours:      read_tensor(source, *, mmap=False) / write_tensor(dest, tensor)
+           read_state_dict(source, *, mmap=False) / write_state_dict(dest, state_dict)
+           (mmap=True, paths only: tensors view the copy-on-write mapped file; README.md)
            read_optimizer(source) / write_optimizer(dest, record)
            optimizer_record_from_torch(optimizer)
            optimizer_record_from_state_dict(class_name, state_dict, param_shapes=None)

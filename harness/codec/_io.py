@@ -5,11 +5,14 @@ Each primitive is a reader/writer pair side by side: ``read_x(r, field)`` reads 
 :class:`Reader` knows how many bytes are left when the stream is seekable, so a length or
 count that the rest of the file cannot hold is refused before anything is allocated.
 Offsets in errors are absolute positions in the file (a file object handed over at
-position p starts at p).
+position p starts at p). :class:`MappedReader` reads a whole file mapped copy-on-write
+(:func:`open_mapped`), so tensor data can be viewed in place instead of read.
 """
 from __future__ import annotations
 
 import contextlib
+import io
+import mmap
 import os
 import stat
 import struct
@@ -111,6 +114,29 @@ class Reader:
             left = self.remaining
             more = f"{left} byte(s)" if left is not None else "at least one byte"
             raise TrailingBytesError(field, self.offset, f"{more} after the last record")
+
+
+class MappedReader(Reader):
+    """A :class:`Reader` over a whole file mapped with ``mmap.ACCESS_COPY`` (private,
+    copy-on-write: the process may write to the pages, the file never changes). Headers are
+    parsed exactly as from a stream (``mmap`` has ``read``/``seek``); :meth:`take` hands
+    out the position of a data block instead of reading it, for a zero-copy view. Each
+    tensor made with ``torch.frombuffer(reader.buffer, ...)`` references the memoryview,
+    which holds a buffer export of the mmap: the mapping stays until the last is freed."""
+
+    def __init__(self, mapped: mmap.mmap):
+        self.f = mapped  # type: ignore[assignment]  # read(n)/seek(n) are all the primitives use
+        self.offset = 0
+        self.end = len(mapped)
+        self.buffer = memoryview(mapped)
+
+    def take(self, nbytes: int) -> tuple[memoryview, int]:
+        """Skip ``nbytes`` (already checked by :meth:`Reader.check_fits`); return the whole
+        mapping as a memoryview and the block's offset in it."""
+        at = self.offset
+        self.offset += nbytes
+        self.f.seek(self.offset)
+        return self.buffer, at
 
 
 # --- uleb -------------------------------------------------------------------------------------
@@ -246,6 +272,41 @@ def open_source(source: Source) -> Iterator[Stream]:
             yield f
     else:
         yield source
+
+
+def check_mmap_flag(flag: object) -> None:
+    """The readers' ``mmap`` argument must be a real bool (a typo'd value is refused, not guessed)."""
+    if not isinstance(flag, bool):
+        raise InvalidValueError("mmap", None, f"mmap must be True or False, got {flag!r}")
+
+
+@contextlib.contextmanager
+def open_mapped(source: Source) -> Iterator[Reader]:
+    """Map the file at path ``source`` copy-on-write (``mmap.ACCESS_COPY``) and yield a
+    :class:`MappedReader` over it (an empty file, which cannot be mapped, gets a plain
+    :class:`Reader` over no bytes: the same errors follow). The file descriptor is closed
+    at once (the mapping does not need it). A file object, or a path that is no regular
+    file (FIFO, device), is an :class:`InvalidValueError`: a file object's position, size and
+    lifetime belong to the caller."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidValueError("source", None, "mmap=True needs a path (str or os.PathLike), got a "
+                                f"{type(source).__name__}; read file objects with mmap=False")
+    if not stat.S_ISREG(mode := os.stat(source).st_mode) and not stat.S_ISDIR(mode):  # (open refuses a dir)
+        # a FIFO or device has no fixed bytes to map (and opening a FIFO would block)
+        raise InvalidValueError("source", None, f"mmap=True needs a regular file; {os.fspath(source)!r} is not one")
+    with open(source, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            mapped = None
+        else:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    if mapped is None:
+        yield Reader(io.BytesIO(b""))
+        return
+    # Never closed here: torch.frombuffer keeps a reference to the memoryview (not a buffer
+    # export), so closing or releasing anything would leave tensors pointing at unmapped
+    # memory. The memoryview holds an export of the mmap (which therefore refuses close()),
+    # and everything is unmapped by reference counting once the last tensor is freed.
+    yield MappedReader(mapped)
 
 
 def _new_file_mode(path: Path) -> int:

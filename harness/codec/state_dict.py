@@ -5,31 +5,77 @@ from collections.abc import Mapping
 
 import torch
 
-from harness.codec._io import Dest, Reader, Source, open_dest, open_source, read_str, read_uleb, write_str, write_uleb
+from harness.codec._io import (
+    Dest,
+    Reader,
+    Source,
+    check_mmap_flag,
+    open_dest,
+    open_mapped,
+    open_source,
+    read_str,
+    read_uleb,
+    write_str,
+    write_uleb,
+)
 from harness.codec.errors import DuplicateKeyError, InvalidValueError
 from harness.codec.tensor import check_tensor, read_tensor_record, write_tensor_record
 
 MIN_ENTRY_BYTES = 3  # empty key (1) + dtype code (1) + ndim (1)
 
 
-def read_state_dict(source: Source) -> dict[str, torch.Tensor]:
+def read_state_dict(source: Source, *, mmap: bool = False) -> dict[str, torch.Tensor]:
     """Read a module state file, keeping the file's entry order; a key twice is a
-    :class:`DuplicateKeyError`. Inverse of :func:`write_state_dict`."""
+    :class:`DuplicateKeyError`. Inverse of :func:`write_state_dict`.
+
+    ``mmap=False`` (default): each tensor owns fresh, writable memory (read with ``readinto``).
+
+    ``mmap=True``: zero-copy. ``source`` must be a path (a file object is an
+    :class:`InvalidValueError`). The file is mapped with ``mmap.ACCESS_COPY`` (a private,
+    copy-on-write mapping) and every tensor is a ``torch.frombuffer`` VIEW of its bytes in
+    the mapping: loading costs the header parsing only; pages are read from disk when first
+    touched. Exceptions, which own fresh memory instead: a record whose data offset is not a
+    multiple of its element size (libtorch assumes naturally aligned elements; a misaligned
+    complex128 view crashes ``clone()``), copied byte-wise; quantized records (codes 12-14),
+    built from the integer view, which copies; empty tensors. Checks, errors and offsets are
+    exactly those of the default mode (everything is checked against the mapped size before
+    any view is made). Lifetime rules:
+
+    - the mapping lives as long as any returned tensor (or a view/slice of one) does: each
+      holds a buffer export of it; it is unmapped when the last one is freed, so the
+      tensors may be used after everything else was dropped;
+    - the tensors are writable; writes go to private copies of the touched pages and never
+      reach the file (they cost memory for those pages only);
+    - replacing the file (``os.replace``, as this codec's writers do; or unlink) while
+      mapped is safe: the mapping keeps the old file's data;
+    - modifying the file IN PLACE while mapped is undefined: writes by others may show
+      through in pages not yet written here, and truncating it makes touching the lost pages
+      kill the process with SIGBUS;
+    - ``.clone()`` detaches a tensor from the mapping.
+    """
+    check_mmap_flag(mmap)
+    if mmap:
+        with open_mapped(source) as r:
+            return _read_entries(r)
     with open_source(source) as f:
-        r = Reader(f)
-        count_at = r.offset
-        count = read_uleb(r, "entry count")
-        r.check_fits(count * MIN_ENTRY_BYTES, "entry count", count_at,
-                     f"{count} entries (at least {MIN_ENTRY_BYTES} bytes each)")
-        out: dict[str, torch.Tensor] = {}
-        for i in range(count):
-            key_at = r.offset
-            key = read_str(r, f"entry {i} key")
-            if key in out:
-                raise DuplicateKeyError(f"entry {i} key", key_at, f"key {key!r} appears twice")
-            out[key] = read_tensor_record(r, f"tensor {key!r}")
-        r.expect_end("end of state dict")
-        return out
+        return _read_entries(Reader(f))
+
+
+def _read_entries(r: Reader) -> dict[str, torch.Tensor]:
+    """Entries of a module state file from ``r`` (stream or mapping), then the end."""
+    count_at = r.offset
+    count = read_uleb(r, "entry count")
+    r.check_fits(count * MIN_ENTRY_BYTES, "entry count", count_at,
+                 f"{count} entries (at least {MIN_ENTRY_BYTES} bytes each)")
+    out: dict[str, torch.Tensor] = {}
+    for i in range(count):
+        key_at = r.offset
+        key = read_str(r, f"entry {i} key")
+        if key in out:
+            raise DuplicateKeyError(f"entry {i} key", key_at, f"key {key!r} appears twice")
+        out[key] = read_tensor_record(r, f"tensor {key!r}")
+    r.expect_end("end of state dict")
+    return out
 
 
 def write_state_dict(dest: Dest, state_dict: Mapping[str, torch.Tensor]) -> None:

@@ -4,7 +4,9 @@ Record: ``uleb dtype, uleb ndim, uleb dim[ndim], numel * itemsize raw little-end
 in C order. Reading streams each tensor's bytes straight into a freshly allocated tensor
 (``readinto``), so tensors read back are writable and own their memory; writing streams
 each tensor's bytes from a memoryview of its storage (non-contiguous tensors are written
-in C order, GPU tensors copied to the CPU first).
+in C order, GPU tensors copied to the CPU first). With ``mmap=True`` (paths only) the file
+is mapped copy-on-write and each naturally aligned record is a view of it instead
+(README.md, "Zero-copy reads").
 
 Policies (README.md):
 - a dtype with no TorchSharp code is refused on write (:class:`UnsupportedDtypeError`);
@@ -23,11 +25,14 @@ import torch
 from harness.codec._io import (
     CHUNK,
     Dest,
+    MappedReader,
     Reader,
     Source,
     Stream,
     check_dim,
+    check_mmap_flag,
     open_dest,
+    open_mapped,
     open_source,
     read_uleb,
     write_all,
@@ -98,7 +103,21 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
                                  "more than any file or libtorch tensor can hold")
     r.check_fits(nbytes, f"{name} data", data_at, f"shape {shape} of {dtype} ({numel} elements)")
     storage = _storage_dtype(dtype)
-    if r.remaining is not None or nbytes <= CHUNK:
+    if isinstance(r, MappedReader) and nbytes:
+        buffer, at = r.take(nbytes)
+        if at % ITEMSIZE[code] == 0:
+            # Zero-copy: a view of the mapping (the tensor references the memoryview, which
+            # holds a buffer export of the mmap: it stays mapped while the tensor lives).
+            out = torch.frombuffer(buffer, dtype=storage, count=numel, offset=at).reshape(shape)
+        else:
+            # The mapping is page-aligned, so the data pointer is as aligned as the file
+            # offset; libtorch assumes naturally aligned elements (alignof == element size,
+            # c10::complex<double> is alignas(16)): a misaligned complex128 view crashes
+            # clone() with SIGSEGV. Such a record is copied (byte-wise) into fresh memory.
+            out = torch.empty(shape, dtype=storage)
+            out.reshape(-1).view(torch.uint8).copy_(
+                torch.frombuffer(buffer, dtype=torch.uint8, count=nbytes, offset=at))
+    elif r.remaining is not None or nbytes <= CHUNK:
         out = torch.empty(shape, dtype=storage)
         if nbytes:
             r.into(memoryview(out.reshape(-1).view(torch.uint8).numpy()), f"{name} data")
@@ -124,6 +143,7 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     if dtype in BYTES_VIEW:
         out = out.view(dtype)
     elif dtype in QUANTIZED_REPR:
+        # (from a mapping this copies: a quantized tensor cannot view foreign memory)
         out = torch._make_per_tensor_quantized_tensor(out, 1.0, 0)
     return out
 
@@ -182,14 +202,27 @@ def _write_data(f: Stream, t: torch.Tensor) -> None:
     write_all(f, memoryview(t.reshape(-1).view(torch.uint8).numpy()))
 
 
-def read_tensor(source: Source) -> torch.Tensor:
+def read_tensor(source: Source, *, mmap: bool = False) -> torch.Tensor:
     """Read a single-tensor file (``Tensor.Save`` form: one record, no key, nothing after).
-    Inverse of :func:`write_tensor`."""
+    Inverse of :func:`write_tensor`.
+
+    ``mmap=False`` (default): the tensor owns fresh, writable memory. ``mmap=True`` (``source``
+    must be a path, else :class:`InvalidValueError`): the file is mapped copy-on-write and the
+    tensor VIEWS the mapping, no element bytes copied (except a record whose data offset is
+    not a multiple of its element size, and quantized dtypes: copied), with the same checks
+    and errors. Alignment and lifetime rules: see :func:`harness.codec.read_state_dict`."""
+    check_mmap_flag(mmap)
+    if mmap:
+        with open_mapped(source) as r:
+            t = read_tensor_record(r)
+            r.expect_end("end of tensor file")
+            return t
     with open_source(source) as f:
         r = Reader(f)
         t = read_tensor_record(r)
         r.expect_end("end of tensor file")
         return t
+
 
 
 def write_tensor(dest: Dest, tensor: torch.Tensor) -> None:
