@@ -194,16 +194,29 @@ def load_catalogue(root: Path = CASES_DIR) -> Catalogue:
 
 
 def parse_tensor_cases(data: Mapping[str, Any], where: str) -> list[TensorCase]:
-    """cases/tensors.json: every dtype x every named shape (values: harness/inputs.py)."""
+    """cases/tensors.json: every dtype x every named shape (values: harness/inputs.py). A
+    shape may name its own ``dtypes`` (a subset) and extra ``features`` (e.g. ``large``)."""
     dtypes = _require(data, "dtypes", list, where)
     shapes = _require(data, "shapes", dict, where)
     out = []
+    for shape_name, spec in shapes.items():  # validate every shape first
+        at = f"{where} shapes.{shape_name}"
+        _require(spec, "shape", list, at)
+        only = spec.get("dtypes", dtypes)
+        if not isinstance(only, list) or not set(only) <= set(dtypes):
+            raise CaseError(f"{at}.dtypes: {only!r} must be a list of the file's dtypes {dtypes}")
+        extra = spec.get("features", [])
+        if not isinstance(extra, list) or not all(isinstance(f, str) for f in extra):
+            raise CaseError(f"{at}.features: {extra!r} must be a list of strings")
     for dtype in dtypes:
         for shape_name, spec in shapes.items():
-            shape = _require(spec, "shape", list, f"{where} shapes.{shape_name}")
+            if dtype not in spec.get("dtypes", dtypes):
+                continue
+            shape = spec["shape"]
             out.append(TensorCase(
                 name=f"tensor_{dtype}_{shape_name}", dtype=str(dtype), shape=tuple(int(d) for d in shape),
                 layout=str(spec.get("layout", "contiguous")),
-                features=("tensor-file", f"dtype-{dtype}", f"shape-{shape_name}"),
-                description=f"{dtype} tensor, {shape_name} {shape}: edge values", source=where))
+                features=("tensor-file", f"dtype-{dtype}", f"shape-{shape_name}", *spec.get("features", [])),
+                description=str(spec.get("description", f"{dtype} tensor, {shape_name} {shape}: edge values")),
+                source=where))
     return out

@@ -58,6 +58,13 @@ FUNCTIONAL_TOLERANCE_ULP = 256  # measured: <= 96 on the first catalogue (docs/s
 FUNCTIONAL_RELATIVE_TO_SCALE = 2.0 ** -20  # or: |difference| <= 2^-20 x the largest |output|
 ROOT = Path(__file__).resolve().parent.parent
 CONTINUE_STEPS = 3
+# Cells of cases tagged "large" (tensors past 2 GiB) need this much free memory and disk,
+# else they are skipped with the reason; HARNESS_SKIP_LARGE_TESTS=1 switches them off.
+LARGE_MIN_MEMORY = 10 << 30
+LARGE_MIN_DISK = 6 << 30
+# Evidence of a failing cell keeps files up to this size; bigger ones (a 2 GiB input) are
+# replaced by a note: repro.sh regenerates them.
+EVIDENCE_MAX_FILE = 64 << 20
 DEVICES = ("cpu", "cuda")
 TS_TRAIN_SEED_OFFSET = 1000
 
@@ -103,6 +110,46 @@ def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], c
             for ts in versions for device in devs]
 
 
+def large_cell_obstacle(workdir: Path) -> str | None:
+    """Why a cell moving tensors past 2 GiB cannot run here (None: it can)."""
+    if os.environ.get("HARNESS_SKIP_LARGE_TESTS") == "1":
+        return "cells of 'large' cases switched off by HARNESS_SKIP_LARGE_TESTS=1"
+    available = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        return "cannot tell the free memory (no /proc/meminfo) for a cell of tensors past 2 GiB"
+    if available < LARGE_MIN_MEMORY:
+        return (f"a cell of tensors past 2 GiB needs {LARGE_MIN_MEMORY >> 30} GiB of free memory; "
+                f"{available / 2**30:.1f} GiB available")
+    existing = workdir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < LARGE_MIN_DISK:
+        return (f"a cell of tensors past 2 GiB needs {LARGE_MIN_DISK >> 30} GiB of free disk under {workdir}; "
+                f"{free / 2**30:.1f} GiB free")
+    return None
+
+
+def prune_evidence(folder: Path, limit: int = EVIDENCE_MAX_FILE) -> list[str]:
+    """Replace each file over ``limit`` bytes in an evidence folder by ``NAME.omitted.txt``
+    (its size and why), so a failing large cell leaves no multi-GiB files in reports/."""
+    notes = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        if size > limit:
+            path.unlink()
+            path.with_name(path.name + ".omitted.txt").write_text(
+                f"{path.name}: {size} bytes, not kept (over {limit} bytes); repro.sh writes it again\n",
+                encoding="utf-8")
+            notes.append(f"{path.name} ({size} bytes)")
+    return notes
+
+
 def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
     """Leave what replays just this cell: the case, the outcome, and one command."""
     case = cell.case
@@ -127,6 +174,19 @@ def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
 
 
 # --- comparisons -------------------------------------------------------------------------
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Whole files byte for byte, streamed (files of several GiB never sit in memory)."""
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            x, y = fa.read(1 << 24), fb.read(1 << 24)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
 def compare_modules(expected: Mapping[str, TensorDigest], actual: Mapping[str, TensorDigest],
                     exp_name: str, act_name: str) -> list[str]:
     problems: list[str] = []
@@ -250,12 +310,12 @@ class CellRunner:
         is_opt = isinstance(cell.case, OptimizerCase)
         ts.save_module(d / "ts_module.dat")
         back = self.py.read_module(d / "ts_module.dat")
-        details["module_file_identical"] = (d / "py_module.dat").read_bytes() == (d / "ts_module.dat").read_bytes()
+        details["module_file_identical"] = _same_bytes(d / "py_module.dat", d / "ts_module.dat")
         problems = compare_modules(expected.module, back, "original", "read back")
         if is_opt:
             ts.save_optimizer(d / "ts_optimizer.dat")
             details["optimizer_file_identical"] = (
-                (d / "py_optimizer.dat").read_bytes() == (d / "ts_optimizer.dat").read_bytes())
+                _same_bytes(d / "py_optimizer.dat", d / "ts_optimizer.dat"))
         _fail_if(problems, "state read back from TorchSharp's file differs from the original", details)
         if is_opt:
             if not self.py.capabilities.can_read_optimizer:
@@ -409,7 +469,7 @@ class CellRunner:
         expected = TensorDigest.of(t)
         if got != expected:
             raise CheckFailed(f"TorchSharp's Tensor.Load holds {got}, PyTorch wrote {expected}", details)
-        same = (d / "py_tensor.dat").read_bytes() == (d / "ts_tensor.dat").read_bytes()
+        same = _same_bytes(d / "py_tensor.dat", d / "ts_tensor.dat")
         details["file_identical"] = same
         if not same:
             raise CheckFailed("TorchSharp's Tensor.Save wrote other bytes than it loaded", details)
@@ -496,6 +556,10 @@ class CellRunner:
                                        "of TorchSharp is served)")
             if isinstance(cell.case, OptimizerCase) and cell.case.optimizer_type not in ts.capabilities.optimizers:
                 raise CheckSkipped(f"the TorchSharp worker cannot build optimizer {cell.case.optimizer_type}")
+            if "large" in cell.case.features:
+                obstacle = large_cell_obstacle(self.workdir)
+                if obstacle:
+                    raise CheckSkipped(obstacle)
             d = self._cell_dir(cell)
             check: Callable[[Cell, Driver, Path, dict[str, Any]], None] = getattr(self, "check_" + cell.check)
             check(cell, ts, d, result.details)
@@ -521,6 +585,7 @@ class CellRunner:
             result.outcome, result.reason = "error", f"{exc.kind}: {exc}"
         except Exception as exc:  # the harness itself broke: never hide it as a pass
             result.outcome, result.reason = "error", f"harness error: {type(exc).__name__}: {exc}"
+            result.details["harness_error"] = True
             result.details["traceback"] = traceback.format_exc()[-3000:]
         result.duration_s = round(time.monotonic() - start, 3)
         result = self.expected.apply(result)
@@ -529,6 +594,10 @@ class CellRunner:
                 shutil.rmtree(d, ignore_errors=True)
             else:
                 result.evidence = str(d)
+                if not self.keep_passing:  # --keep keeps every file whole
+                    omitted = prune_evidence(d)
+                    if omitted:
+                        result.details["evidence_omitted"] = omitted
                 write_repro(d, cell, result)
         return result
 

@@ -22,14 +22,23 @@ _F16_BITS = [0x0000, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x7E01, 0xFDFF, 0x0001, 0x8
 _BF16_BITS = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x7FC1, 0xFFBF, 0x0001, 0x807F, 0x7F7F, 0x3F80, 0xBFC0]
 
 
-def _cycle(values: Sequence[int], n: int) -> list[int]:
-    return [values[i % len(values)] for i in range(n)]
+def _cycle_tensor(values: Sequence[int] | Sequence[bool], n: int, dtype: torch.dtype) -> torch.Tensor:
+    """``values`` repeated to ``n`` elements, built by tensor repetition (a 2 GiB tensor
+    in a second, not a Python list of 2**31 ints)."""
+    block = torch.tensor(list(values), dtype=dtype)
+    if n > 1 << 16:  # a block of whole periods, broadcast into the output in one pass
+        block = block.repeat((1 << 16) // len(values))
+    out = torch.empty(n, dtype=dtype)
+    whole = n - n % len(block)
+    out[:whole].view(-1, len(block)).copy_(block)
+    out[whole:] = block[:n - whole]
+    return out
 
 
 def _bits_tensor(bits: Sequence[int], int_dtype: torch.dtype, dtype: torch.dtype, n: int) -> torch.Tensor:
-    return torch.tensor(_cycle([b - (1 << (8 * torch.empty((), dtype=int_dtype).element_size()))
-                                if b >= 1 << (8 * torch.empty((), dtype=int_dtype).element_size() - 1) else b
-                                for b in bits], n), dtype=int_dtype).view(dtype)
+    width = 8 * torch.empty((), dtype=int_dtype).element_size()
+    signed = [b - (1 << width) if b >= 1 << (width - 1) else b for b in bits]
+    return _cycle_tensor(signed, n, int_dtype).view(dtype)
 
 
 def edge_values(dtype: torch.dtype, n: int) -> torch.Tensor:
@@ -46,12 +55,12 @@ def edge_values(dtype: torch.dtype, n: int) -> torch.Tensor:
         real = edge_values(torch.float32 if dtype == torch.complex64 else torch.float64, 2 * n)
         return torch.view_as_complex(real.reshape(n, 2).contiguous())
     if dtype == torch.bool:
-        return torch.tensor(_cycle([True, False, False, True, True], n))
+        return _cycle_tensor([True, False, False, True, True], n, torch.bool)
     if dtype in (torch.qint8, torch.quint8, torch.qint32):
         base = {torch.qint8: torch.int8, torch.quint8: torch.uint8, torch.qint32: torch.int32}[dtype]
         return torch._make_per_tensor_quantized_tensor(edge_values(base, n), 1.0, 0)
     info = torch.iinfo(dtype)
-    return torch.tensor(_cycle([0, 1, -1 if info.min < 0 else 2, info.min, info.max, info.max - 1, 42], n), dtype=dtype)
+    return _cycle_tensor([0, 1, -1 if info.min < 0 else 2, info.min, info.max, info.max - 1, 42], n, dtype)
 
 
 def make_tensor(case: TensorCase) -> torch.Tensor:

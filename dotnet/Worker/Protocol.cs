@@ -156,21 +156,42 @@ public static class Enc
 
     public static bool IsQuantized(ScalarType t) => (int)t is 12 or 13 or 14;
 
-    /// <summary>The C-order little-endian element bytes (quantized: the integer representation).</summary>
-    public static byte[] Bytes(Tensor t)
+    [System.Runtime.InteropServices.DllImport("LibTorchSharp")]
+    static extern IntPtr THSTensor_data(IntPtr handle);
+
+    const int HashChunk = 16 << 20;
+
+    /// <summary>SHA-256 of the C-order little-endian element bytes (quantized: the integer
+    /// representation), streamed from the tensor's memory in 16 MiB chunks: no managed copy
+    /// of the whole tensor, so tensors of more than 2 GiB (beyond any .NET array) hash too.</summary>
+    public static string Sha256(Tensor t)
     {
         using var scope = NewDisposeScope();
         var x = t.detach().cpu();
         if (IsQuantized(x.dtype)) x = x.int_repr();
         x = x.contiguous();
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian host");
-        return x.bytes.ToArray();
+        long total = x.numel() * x.ElementSize;
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        if (total > 0)
+        {
+            IntPtr data = THSTensor_data(x.Handle);
+            if (data == IntPtr.Zero) throw new InvalidOperationException("tensor has no data pointer");
+            var buffer = new byte[(int)Math.Min(total, HashChunk)];
+            for (long at = 0; at < total; at += buffer.Length)
+            {
+                int n = (int)Math.Min(buffer.Length, total - at);
+                System.Runtime.InteropServices.Marshal.Copy(data + (nint)at, buffer, 0, n);
+                hash.AppendData(buffer, 0, n);
+            }
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     public static JsonObject Digest(Tensor t) => new()
     {
         ["dtype"] = DtypeName(t.dtype),
         ["shape"] = new JsonArray(t.shape.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
-        ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(Bytes(t))),
+        ["sha256"] = Sha256(t),
     };
 }

@@ -29,3 +29,15 @@ def test_broken_case_names_file_and_field(tmp_path):
     (tmp_path / "models" / "m.json").write_text("{not json")
     with pytest.raises(CaseError, match="invalid JSON at line 1"):
         load_catalogue(tmp_path)
+
+
+def test_tensor_shapes_may_restrict_dtypes_and_add_features():
+    from harness.cases import parse_tensor_cases
+    data = {"dtypes": ["uint8", "float32"], "shapes": {
+        "v": {"shape": [3]}, "big": {"shape": [5], "dtypes": ["uint8"], "features": ["large"]}}}
+    cases = {c.name: c for c in parse_tensor_cases(data, "t.json")}
+    assert sorted(cases) == ["tensor_float32_v", "tensor_uint8_big", "tensor_uint8_v"]
+    assert "large" in cases["tensor_uint8_big"].features and "large" not in cases["tensor_uint8_v"].features
+    data["shapes"]["big"]["dtypes"] = ["int4"]
+    with pytest.raises(CaseError, match=r"shapes\.big\.dtypes"):
+        parse_tensor_cases(data, "t.json")

@@ -92,3 +92,49 @@ def test_tensor_cases_cover_every_dtype_and_edge_shape():
     for dtype in ("bfloat16", "bool", "complex64", "qint32", "float16", "uint8"):
         for shape in ("scalar", "empty", "transposed"):
             assert f"tensor_{dtype}_{shape}" in names
+
+
+def test_every_small_tensor_case_makes_its_own_dtype_and_shape():
+    # (an empty bool tensor once came out as float32: torch.tensor([]) defaults to float)
+    from harness import inputs
+    for case in CAT.tensors.values():
+        if "large" in case.features:
+            continue
+        t = inputs.make_tensor(case)
+        assert (str(t.dtype), tuple(t.shape)) == (f"torch.{case.dtype}", case.shape), case.name
+
+
+def test_large_tensor_cases_pass_int32_in_elements_and_in_bytes():
+    large = {c.name: c for c in CAT.tensors.values() if "large" in c.features}
+    assert set(large) == {"tensor_uint8_huge_numel", "tensor_float32_huge_bytes"}
+    numel = large["tensor_uint8_huge_numel"].shape[0]
+    assert numel > 2**31 - 1
+    floats = large["tensor_float32_huge_bytes"].shape[0]
+    assert floats < 2**31 - 1 < floats * 4
+
+
+def test_large_cells_skip_with_the_reason_when_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_SKIP_LARGE_TESTS", "1")
+    result = runner_with(tmp_path, FakeTorchSharp()).run(cell("tensor_uint8_huge_numel", "tensor_py2ts"))
+    assert result.outcome == "skip" and "HARNESS_SKIP_LARGE_TESTS=1" in result.reason
+
+
+def test_large_cell_obstacles_name_memory_and_disk(tmp_path, monkeypatch):
+    import harness.cells as cells
+    monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
+    monkeypatch.setattr(cells, "LARGE_MIN_MEMORY", 1 << 60)
+    assert "free memory" in (cells.large_cell_obstacle(tmp_path / "not" / "yet") or "")
+    monkeypatch.setattr(cells, "LARGE_MIN_MEMORY", 0)
+    monkeypatch.setattr(cells, "LARGE_MIN_DISK", 1 << 60)
+    assert "free disk" in (cells.large_cell_obstacle(tmp_path / "not" / "yet") or "")
+    monkeypatch.setattr(cells, "LARGE_MIN_DISK", 0)
+    assert cells.large_cell_obstacle(tmp_path) is None
+
+
+def test_failing_cell_evidence_drops_only_oversized_files(tmp_path):
+    from harness.cells import prune_evidence
+    (tmp_path / "big.dat").write_bytes(b"x" * 101)
+    (tmp_path / "small.dat").write_bytes(b"y" * 100)
+    assert prune_evidence(tmp_path, limit=100) == ["big.dat (101 bytes)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.dat.omitted.txt", "small.dat"]
+    assert "101 bytes" in (tmp_path / "big.dat.omitted.txt").read_text()

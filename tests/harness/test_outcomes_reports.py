@@ -21,6 +21,22 @@ def test_expected_failures_file_format(tmp_path):
         ExpectedFailures.load(tmp_path)
 
 
+def _cell(outcome: str, **details: object) -> CellResult:
+    return CellResult(id="foo::py2ts::pt1::ts2::cpu::ours", case="foo", check="py2ts", pytorch="1", torchsharp="2",
+                      device="cpu", codec="ours", outcome=outcome, reason="raw", details=dict(details))
+
+
+def test_listed_failures_become_xfail_passes_become_xpass_harness_errors_stay(tmp_path):
+    (tmp_path / "a.txt").write_text("foo::* known bug\n")
+    ef = ExpectedFailures.load(tmp_path)
+    assert ef.apply(_cell("fail")).outcome == "xfail"
+    assert ef.apply(_cell("error", worker="crash")).outcome == "xfail"  # an expected TorchSharp abort
+    assert ef.apply(_cell("pass")).outcome == "xpass"
+    broken = ef.apply(_cell("error", harness_error=True))  # the harness broke: never absorbed
+    assert (broken.outcome, broken.reason) == ("error", "raw")
+    assert ef.apply(_cell("skip")).outcome == "skip"
+
+
 def _run() -> Run:
     cells = [CellResult(id=f"c{i}::py2ts::pt1::ts2::cpu::ours", case=f"c{i}", check="py2ts", pytorch="1",
                         torchsharp="2", device="cpu", codec="ours", outcome=o, reason="why" if o != "pass" else "")
