@@ -38,6 +38,9 @@ class ModelCase:
     input: Mapping[str, Any] | None = None  # e.g. {"dtype": "int64", "low": 0, "high": 100}
     fill: str | None = None  # "specials": PyTorch's state is overwritten with edge values
     tie: tuple[tuple[str, str], ...] = ()  # (target, source): target becomes source's Parameter
+    # Buffers that are views of other state: (name, of, dim, start, length) registers buffer
+    # ``name`` as ``of.narrow(dim, start, length)``, sharing its memory.
+    views: tuple[tuple[str, str, int, int, int], ...] = ()
 
     kind = "model"
 
@@ -126,7 +129,18 @@ def parse_model_case(data: Mapping[str, Any], where: str = "<model case>") -> Mo
         input=data.get("input"),
         fill=data.get("fill"),
         tie=tuple((str(a), str(b)) for a, b in data.get("tie", ())),
+        views=tuple(_parse_view(v, f"{where} views[{i}]") for i, v in enumerate(data.get("views", ()))),
     )
+
+
+def _parse_view(data: Any, where: str) -> tuple[str, str, int, int, int]:
+    if not isinstance(data, dict):
+        raise CaseError(f"{where}: expected an object {{name, of, dim, start, length}}")
+    name, of = _require(data, "name", str, where), _require(data, "of", str, where)
+    dim, start, length = (_require(data, k, int, where) for k in ("dim", "start", "length"))
+    if dim < 0 or start < 0 or length < 0:
+        raise CaseError(f"{where}: dim, start and length must be >= 0")
+    return name, of, dim, start, length
 
 
 def parse_optimizer_case(data: Mapping[str, Any], models: Mapping[str, ModelCase],

@@ -52,7 +52,8 @@ STATE_CHECKS = ("py2ts", "py2ts2py", "ts2py")
 MODEL_CHECKS = (*STATE_CHECKS, "functional", "partial_load", "jit_py2ts", "jit_ts2py")
 OPTIMIZER_CHECKS = (*STATE_CHECKS, "continue_py2ts", "continue_ts2py")
 TENSOR_CHECKS = ("tensor_py2ts", "tensor_ts2py")
-CHECKS = (*MODEL_CHECKS, "continue_py2ts", "continue_ts2py", *TENSOR_CHECKS)
+VIEW_CHECKS = ("view_load",)  # model cases with buffers that view other state
+CHECKS = (*MODEL_CHECKS, *VIEW_CHECKS, "continue_py2ts", "continue_ts2py", *TENSOR_CHECKS)
 # Max ULP distance of model outputs (eval mode) between PyTorch 1.13 and LibTorch 2.10 kernels.
 FUNCTIONAL_TOLERANCE_ULP = 256  # measured: <= 96 on the first catalogue (docs/semantics.md)
 FUNCTIONAL_RELATIVE_TO_SCALE = 2.0 ** -20  # or: |difference| <= 2^-20 x the largest |output|
@@ -98,7 +99,9 @@ class Cell:
 def checks_for(case: Case) -> tuple[str, ...]:
     if isinstance(case, TensorCase):
         return TENSOR_CHECKS
-    return OPTIMIZER_CHECKS if isinstance(case, OptimizerCase) else MODEL_CHECKS
+    if isinstance(case, OptimizerCase):
+        return OPTIMIZER_CHECKS
+    return (*MODEL_CHECKS, *VIEW_CHECKS) if case.views else MODEL_CHECKS
 
 
 def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], codec: str,
@@ -174,6 +177,12 @@ def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
 
 
 # --- comparisons -------------------------------------------------------------------------
+def _label(labels: Mapping[TensorDigest, str], held: TensorDigest | None) -> str:
+    if held is None:
+        return "absent"
+    return labels.get(held, f"other: {held}")
+
+
 def _same_bytes(a: Path, b: Path) -> bool:
     """Whole files byte for byte, streamed (files of several GiB never sit in memory)."""
     if a.stat().st_size != b.stat().st_size:
@@ -407,8 +416,11 @@ class CellRunner:
         if not full:
             raise CheckSkipped("the model has no state to load partially")
         digests = [TensorDigest.of(v) for v in full.values()]
-        # Drop a key whose tensor has no alias: a tied twin would load it anyway.
-        dropped = next((k for k, dg in zip(full, digests) if digests.count(dg) == 1), next(iter(full)))
+        # Drop a key whose tensor has no alias: a tied twin would load it anyway, and a buffer
+        # viewing it (or viewed by it) would write part of it.
+        aliased = {n for v in cell.case.views for n in v[:2]} | {n for t in cell.case.tie for n in t}
+        dropped = next((k for k, dg in zip(full, digests) if digests.count(dg) == 1 and k not in aliased),
+                       next(iter(full)))
         extra = "unexpected-extra.weight"
         partial = {k: v for k, v in full.items() if k != dropped}
         partial[extra] = torch.zeros(2, 2)
@@ -426,6 +438,44 @@ class CellRunner:
                           "loaded": sorted(k for k in got if k != dropped and got[k] == expected[k])}
             details["side_by_side"] = side
             _fail_if(problems, f"{name}'s non-strict load did not load exactly the keys present", details)
+
+    def check_view_load(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        """Buffers that view other state, loaded from a file where they DISAGREE with their
+        bases (each view's entry holds new values): the file is self-contradictory, so what
+        each side holds afterwards shows whether loading keeps the aliasing and in which
+        order entries land. Both sides must end with the same bytes under every name; the
+        side-by-side record says, per view, which of the file's two values the view and its
+        base's slice hold. The file is made with the harness's codec."""
+        case = cell.case
+        assert isinstance(case, ModelCase)  # only model cases with views get this check
+        self._make_python_state(case, cell.device)
+        self.py.snapshot(d / "consistent.dat", None)
+        full = trusted_codec.read_state_dict(d / "consistent.dat")
+        conflicting = dict(full)
+        for name, *_ in case.views:
+            t = full[name]
+            conflicting[name] = (torch.arange(t.numel(), dtype=torch.float64).reshape(t.shape) * 0.25 + 100).to(t.dtype)
+        trusted_codec.write_state_dict(d / "conflicting.dat", conflicting)
+        held: dict[str, Mapping[str, TensorDigest]] = {}
+        for side, drv in (("PyTorch", self.py), ("TorchSharp", ts)):
+            drv.build(case, cell.device)
+            drv.load_module(d / "conflicting.dat")
+            held[side] = drv.digest().module
+        record: dict[str, Any] = {}
+        for name, of, dim, start, length in case.views:
+            base_with_view = full[of].clone()
+            base_with_view.narrow(dim, start, length).copy_(conflicting[name])
+            base_labels = {TensorDigest.of(full[of]): "the file's base entry",
+                           TensorDigest.of(base_with_view): "the file's base entry with the view's values written in"}
+            view_labels = {TensorDigest.of(conflicting[name]): "the file's view entry",
+                           TensorDigest.of(full[of].narrow(dim, start, length)): "the base's slice from the file"}
+            record[name] = {side: {"view": _label(view_labels, h.get(name)),
+                                   f"base {of}": _label(base_labels, h.get(of))}
+                            for side, h in held.items()}
+        details["side_by_side"] = record
+        _fail_if(compare_modules(held["PyTorch"], held["TorchSharp"], "PyTorch", "TorchSharp"),
+                 "after loading a file whose views disagree with their bases, PyTorch and TorchSharp hold "
+                 f"different state: {json.dumps(record)}", details)
 
     # --- TorchScript: a traced PyTorch model run by TorchSharp's torch.jit.load, and back ----
     def _jit(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -183,13 +183,22 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
 
 
 def build_model(spec: Mapping[str, Any], dtype: str, seed: int, device: str = "cpu",
-                tie: Sequence[tuple[str, str]] = ()) -> nn.Module:
+                tie: Sequence[tuple[str, str]] = (),
+                views: Sequence[tuple[str, str, int, int, int]] = ()) -> nn.Module:
     torch.manual_seed(seed)
     model = build_module(spec).to(device=torch.device(device), dtype=DTYPES[dtype])
     for target, source in tie:  # tied weights: one Parameter under two names
         owner_name, _, leaf = target.rpartition(".")
         owner = model.get_submodule(owner_name) if owner_name else model
         setattr(owner, leaf, model.get_parameter(source))
+    state = model.state_dict(keep_vars=True)
+    for name, of, dim, start, length in views:  # a buffer viewing other state (shared memory)
+        if of not in state:
+            raise SpecError(f"views: no parameter or buffer named {of!r} (model has {sorted(state)})")
+        owner_name, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        owner.register_buffer(leaf, state[of].detach().narrow(dim, start, length))
+        state = model.state_dict(keep_vars=True)
     built: nn.Module = model
     return built
 

@@ -217,6 +217,27 @@ public sealed class Session
         }
     }
 
+    // Buffers that are views of other state: [{name, of, dim, start, length}, ...] registers
+    // buffer `name` as of.detach().narrow(dim, start, length), sharing of's memory
+    // (PyTorch: register_buffer(name, of.detach().narrow(...))).
+    static void Views(nn.Module m, System.Text.Json.JsonElement views)
+    {
+        var modules = m.named_modules().ToDictionary(x => x.name, x => x.module);
+        int i = 0;
+        foreach (var v in views.EnumerateArray())
+        {
+            var f = new Fields(v, $"views[{i++}]");
+            var name = f.Str("name");
+            var of = f.Str("of");
+            var state = m.state_dict();
+            if (!state.TryGetValue(of, out var source)) throw new ParseError($"views: no parameter or buffer named '{of}'");
+            var dot = name.LastIndexOf('.');
+            var owner = dot < 0 ? m : modules.TryGetValue(name[..dot], out var o) ? o : throw new ParseError($"views: no module '{name[..dot]}'");
+            var view = source.detach().narrow(f.Long("dim"), f.Long("start"), f.Long("length"));
+            owner.register_buffer(name[(dot + 1)..], view);
+        }
+    }
+
     JsonObject Build(Fields r)
     {
         var spec = r.Obj("model", "model");
@@ -246,6 +267,7 @@ public sealed class Session
             m.to(dtype);
             m.to(dev);
             if (r.Has("tie")) Tie(m, r.Array("tie"));
+            if (r.Has("views")) Views(m, r.Array("views"));
             var named = m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
             var opt = optSpecLabelled is Fields os ? Optimizers.Build(os, named) : null;
             (model, optimizer, parameters, device) = (m, opt, named, dev);

@@ -173,7 +173,9 @@ class TorchSharpDriver(Driver):
         mc = model_case_of(case)
         self.call("build", model=mc.model, dtype=mc.dtype, device=device, seed=mc.seed,
                   optimizer=case.optimizer if isinstance(case, OptimizerCase) else None,
-                  **({"tie": [list(t) for t in mc.tie]} if mc.tie else {}))
+                  **({"tie": [list(t) for t in mc.tie]} if mc.tie else {}),
+                  **({"views": [dict(zip(("name", "of", "dim", "start", "length"), v)) for v in mc.views]}
+                     if mc.views else {}))
 
     def load_module(self, path: Path, strict: bool = True) -> None:
         self.call("load_module", path=str(path), strict=strict, skip=[])

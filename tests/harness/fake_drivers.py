@@ -36,6 +36,19 @@ class FakeTorchSharp(Driver):
             raise WorkerSkipped("fake declines")
         if self.fault == "throw":
             raise WorkerRuntimeError("load_module", {"type": "ArgumentException", "message": "Mismatched"})
+        if self.fault == "replace_views":  # a loader that REPLACES tensors (aliasing lost)
+            from harness import codec
+            model = self.inner.model
+            assert model is not None
+            for name, value in codec.read_state_dict(path).items():
+                owner_name, _, leaf = name.rpartition(".")
+                owner = model.get_submodule(owner_name) if owner_name else model
+                if leaf in owner._buffers:
+                    owner._buffers[leaf] = value
+                else:
+                    with torch.no_grad():
+                        owner.get_parameter(leaf).copy_(value)
+            return
         self.inner.load_module(path, strict)
 
     def save_module(self, path: Path) -> None:

@@ -138,3 +138,24 @@ def test_failing_cell_evidence_drops_only_oversized_files(tmp_path):
     assert prune_evidence(tmp_path, limit=100) == ["big.dat (101 bytes)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.dat.omitted.txt", "small.dat"]
     assert "101 bytes" in (tmp_path / "big.dat.omitted.txt").read_text()
+
+
+def test_view_load_runs_only_for_cases_with_views_and_passes_a_faithful_fake(tmp_path):
+    from harness.cells import checks_for
+    assert "view_load" in checks_for(next(c for c in CAT.all() if c.name == "buffer_views"))
+    assert "view_load" not in checks_for(next(c for c in CAT.all() if c.name == "lenet1"))
+    result = runner_with(tmp_path, FakeTorchSharp()).run(cell("buffer_views", "view_load"))
+    assert result.outcome == "pass", result.reason
+    side = result.details["side_by_side"]["lin.row0"]
+    assert side["PyTorch"] == {"view": "the file's view entry",
+                               "base lin.weight": "the file's base entry with the view's values written in"}
+
+
+def test_view_load_catches_a_loader_that_breaks_aliasing(tmp_path):
+    # The self-contradictory file round-trips bitwise through both loaders; only the
+    # aliasing differs, and the cell must say so.
+    result = runner_with(tmp_path, FakeTorchSharp("replace_views")).run(cell("buffer_views", "view_load"))
+    assert result.outcome == "fail"
+    assert "lin.weight" in result.reason or "head.weight" in result.reason
+    side = result.details["side_by_side"]["lin.row0"]["TorchSharp"]
+    assert side["base lin.weight"] == "the file's base entry"
