@@ -49,7 +49,7 @@ from harness.drivers.protocol import (
 from harness.outcomes import CellResult, ExpectedFailures
 
 STATE_CHECKS = ("py2ts", "py2ts2py", "ts2py")
-MODEL_CHECKS = (*STATE_CHECKS, "functional", "partial_load", "jit_py2ts", "jit_ts2py")
+MODEL_CHECKS = (*STATE_CHECKS, "functional", "partial_load", "fresh_init", "jit_py2ts", "jit_ts2py")
 OPTIMIZER_CHECKS = (*STATE_CHECKS, "continue_py2ts", "continue_ts2py")
 TENSOR_CHECKS = ("tensor_py2ts", "tensor_ts2py")
 VIEW_CHECKS = ("view_load",)  # model cases with buffers that view other state
@@ -438,6 +438,30 @@ class CellRunner:
                           "loaded": sorted(k for k in got if k != dropped and got[k] == expected[k])}
             details["side_by_side"] = side
             _fail_if(problems, f"{name}'s non-strict load did not load exactly the keys present", details)
+
+    def check_fresh_init(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        """A freshly built model, nothing loaded: every state tensor whose initial value does
+        not depend on the seed in PyTorch (norm weights 1 and biases 0, running stats, zero
+        biases, PReLU's 0.25, ...: found by building with two seeds) must start with the
+        same bytes in TorchSharp. Loading hides a wrong initial value; a model trained from
+        scratch in TorchSharp does not."""
+        case = cell.case
+        assert isinstance(case, ModelCase)  # only model cases get this check
+        if case.fill:
+            raise CheckSkipped(f"the case overwrites its state when built (fill={case.fill!r})")
+        a = torch_build.build_model(case.model, case.dtype, case.seed, "cpu", case.tie, case.views).state_dict()
+        b = torch_build.build_model(case.model, case.dtype, case.seed + 1, "cpu", case.tie, case.views).state_dict()
+        fixed = [k for k in a if k in b and TensorDigest.of(a[k]) == TensorDigest.of(b[k])]
+        details["seed_independent"] = fixed
+        if not fixed:
+            raise CheckSkipped("no state tensor has a seed-independent initial value")
+        self.py.build(cell.case, cell.device)
+        expected = {k: v for k, v in self.py.digest().module.items() if k in fixed}
+        ts.build(cell.case, cell.device)
+        got = {k: v for k, v in ts.digest().module.items() if k in fixed}
+        _fail_if(compare_modules(expected, got, "PyTorch's fresh model", "TorchSharp's fresh model"),
+                 "a freshly built TorchSharp model starts with other values than PyTorch's where PyTorch's "
+                 "initial value does not depend on the seed", details)
 
     def check_view_load(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
         """Buffers that view other state, loaded from a file where they DISAGREE with their

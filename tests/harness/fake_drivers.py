@@ -28,6 +28,12 @@ class FakeTorchSharp(Driver):
 
     def build(self, case: Case, device: str) -> None:
         self.inner.build(case, device)
+        if self.fault == "uninitialised":  # like an uninitialised GroupNorm: garbage at build
+            assert self.inner.model is not None
+            with torch.no_grad():
+                for t in self.inner.model.state_dict().values():
+                    if t.is_floating_point():
+                        t.fill_(-1.9884e25)
 
     def load_module(self, path: Path, strict: bool = True) -> None:
         if self.fault == "crash":

@@ -159,3 +159,19 @@ def test_view_load_catches_a_loader_that_breaks_aliasing(tmp_path):
     assert "lin.weight" in result.reason or "head.weight" in result.reason
     side = result.details["side_by_side"]["lin.row0"]["TorchSharp"]
     assert side["base lin.weight"] == "the file's base entry"
+
+
+def test_fresh_init_catches_uninitialised_state_that_loading_hides(tmp_path):
+    runner = runner_with(tmp_path, FakeTorchSharp("uninitialised"))
+    assert runner.run(cell("lenet1", "py2ts")).outcome == "pass"  # loading overwrites the garbage
+    result = runner.run(cell("lenet1", "fresh_init"))
+    assert result.outcome == "fail"
+    assert "'bnrm2d-1.weight': bytes differ" in result.reason
+    assert "bnrm2d-1.running_var" in result.details["seed_independent"]
+    assert "conv-1.weight" not in result.details["seed_independent"]  # random init is not compared
+    assert runner_with(tmp_path, FakeTorchSharp()).run(cell("lenet1", "fresh_init")).outcome == "pass"
+
+
+def test_fresh_init_skips_with_the_reason_when_nothing_is_seed_independent(tmp_path):
+    result = runner_with(tmp_path, FakeTorchSharp()).run(cell("two_linear", "fresh_init"))
+    assert (result.outcome, result.reason) == ("skip", "no state tensor has a seed-independent initial value")
