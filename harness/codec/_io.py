@@ -11,6 +11,7 @@ position p starts at p). :class:`MappedReader` reads a whole file mapped copy-on
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import mmap
 import os
@@ -41,6 +42,8 @@ _I64 = struct.Struct("<q")
 MAX_ULEB_BYTES = 10
 U64_LIMIT = 1 << 64
 CHUNK = 1 << 24  # 16 MiB: unbounded (non-seekable) streams are read, and big tensors written, in chunks
+SMALL_WRITE = 1 << 16  # 64 KiB: writes up to this size are coalesced by a Sink (copied into its buffer)
+FLUSH_AT = 1 << 20  # 1 MiB: a Sink's buffer is written out once it holds this much
 
 
 class Reader:
@@ -85,10 +88,16 @@ class Reader:
         self.offset += n
         return data
 
-    def into(self, buf: memoryview, field: str) -> None:
-        """Fill ``buf`` completely from the stream (its length was checked by the caller)."""
+    def into(self, buf: memoryview, field: str, suffix: str = "") -> None:
+        """Fill ``buf`` (bytes, 1-D) completely from the stream (its length was checked by the
+        caller); errors name ``field + suffix``."""
         start, total, done = self.offset, len(buf), 0
         readinto = getattr(self.f, "readinto", None)
+        if readinto is not None and total <= CHUNK:
+            done = readinto(buf) or 0  # usually all of it at once
+            if done == total:
+                self.offset += total
+                return
         while done < total:
             if readinto is not None:
                 n = readinto(buf[done:done + CHUNK])
@@ -97,7 +106,7 @@ class Reader:
                 n = len(chunk)
                 buf[done:done + n] = chunk
             if not n:
-                raise TruncatedError(field, start, f"file ends after {done} of the {total} bytes needed")
+                raise TruncatedError(field + suffix, start, f"file ends after {done} of the {total} bytes needed")
             done += n
         self.offset += total
 
@@ -140,13 +149,22 @@ class MappedReader(Reader):
 
 
 # --- uleb -------------------------------------------------------------------------------------
-def read_uleb(r: Reader, field: str) -> int:
-    """Unsigned LEB128, strict: at most 10 bytes, value < 2**64, shortest form.
-    Inverse of :func:`write_uleb`."""
+def read_uleb(r: Reader, field: str, suffix: str = "") -> int:
+    """Unsigned LEB128, strict: at most 10 bytes, value < 2**64, shortest form. Errors name
+    ``field + suffix`` (joined only when raising). Inverse of :func:`write_uleb`."""
+    b = r.f.read(1)
+    if b and b[0] < 0x80:  # the common one-byte form (canonical and in range by itself)
+        r.offset += 1
+        return b[0]
+    return _read_uleb_from(r, b, field + suffix)
+
+
+def _read_uleb_from(r: Reader, first: bytes, field: str) -> int:
+    """:func:`read_uleb` once its first byte was read (``first``, empty at the file's end)."""
     start = r.offset
     value = shift = 0
     for i in range(MAX_ULEB_BYTES):
-        b = r.f.read(1)
+        b = r.f.read(1) if i else first
         if not b:
             raise TruncatedError(field, start, f"file ends inside a LEB128 integer after {i} byte(s)")
         byte = b[0]
@@ -182,8 +200,10 @@ def read_str(r: Reader, field: str) -> str:
     """.NET ``BinaryReader.ReadString``: uleb UTF-8 byte length, then the bytes (strict UTF-8).
     Inverse of :func:`write_str`."""
     start = r.offset
-    n = read_uleb(r, field + " length")
-    r.check_fits(n, field, start, f"a string of {n} bytes")
+    n = read_uleb(r, field, " length")
+    left = r.remaining
+    if left is not None and n > left:
+        r.check_fits(n, field, start, f"a string of {n} bytes")
     raw = r.exact(n, field, start)
     try:
         return raw.decode("utf-8")
@@ -246,7 +266,7 @@ def write_bool(value: bool, field: str = "bool") -> bytes:
     return b"\x01" if value else b"\x00"
 
 
-def write_all(f: Stream, data: bytes | memoryview) -> None:
+def write_all(f: Stream | Sink, data: bytes | bytearray | memoryview) -> None:
     """Write every byte of ``data`` (in chunks; loops over short writes of raw streams)."""
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     done, total = 0, len(view)
@@ -255,6 +275,52 @@ def write_all(f: Stream, data: bytes | memoryview) -> None:
         if n is None:  # non-blocking raw stream with nothing written
             raise InvalidValueError("destination", None, "the stream accepted no bytes (non-blocking?)")
         done += n
+
+
+class Sink:
+    """What the writers write to (:func:`open_dest` yields one): coalesces small writes
+    (at most ``SMALL_WRITE`` bytes: headers, small tensors) into one bytearray that is written
+    to the stream whenever it reaches ``FLUSH_AT`` bytes, before any larger write, and at
+    the end. A larger write goes to the stream straight from the caller's buffer (no copy).
+    So saving many small tensors costs one ``write`` call per MiB instead of several per
+    tensor, and the extra memory stays below ``FLUSH_AT + SMALL_WRITE`` whatever the file."""
+
+    __slots__ = ("f", "buf", "failed")
+
+    def __init__(self, f: Stream):
+        self.f = f
+        self.buf = bytearray()
+        self.failed = False  # a write to the stream raised: what reached it is unknown
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = len(data) if type(data) is bytes else memoryview(data).nbytes
+        if n <= SMALL_WRITE:
+            self.buf += data
+            if len(self.buf) >= FLUSH_AT:
+                self.flush()
+        else:
+            self.flush()
+            self._out(data)
+        return n
+
+    def copy_from(self, address: int, nbytes: int) -> None:
+        """Append ``nbytes`` (at most ``SMALL_WRITE``) read from memory at ``address``, which
+        the caller keeps alive for the duration of the call (a contiguous CPU tensor's
+        ``data_ptr()``): one copy into the buffer, with no numpy array or memoryview made."""
+        self.buf += (ctypes.c_char * nbytes).from_address(address)
+        if len(self.buf) >= FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write out the buffered bytes (a new buffer follows: the stream may keep a view)."""
+        if self.buf:
+            buf, self.buf = self.buf, bytearray()
+            self._out(buf)
+
+    def _out(self, data: bytes | bytearray | memoryview) -> None:
+        self.failed = True
+        write_all(self.f, data)
+        self.failed = False
 
 
 def check_dim(value: int, field: str, at: int) -> int:
@@ -319,21 +385,33 @@ def _new_file_mode(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def open_dest(dest: Dest) -> Iterator[Stream]:
-    """A path is written atomically: a temporary file in the same folder, flushed, fsync'd
-    and ``os.replace``d into place only when everything was written; on any error it is
-    removed and whatever file was there before is untouched. A file object is written as
-    given (not closed)."""
+def open_dest(dest: Dest) -> Iterator[Sink]:
+    """Yield a :class:`Sink` over the destination. A path is written atomically: a temporary
+    file in the same folder (unbuffered: the Sink buffers), flushed, fsync'd and
+    ``os.replace``d into place only when everything was written; on any error it is removed
+    and whatever file was there before is untouched. A file object is written as given (not
+    closed); the Sink is flushed into it at the end, and also when the writer fails for a
+    reason other than the stream itself (so it holds what was written before the error, as
+    if every write had gone straight to it)."""
     if not isinstance(dest, (str, os.PathLike)):
-        yield dest
+        sink = Sink(dest)
+        try:
+            yield sink
+        except BaseException:
+            if not sink.failed:
+                with contextlib.suppress(Exception):
+                    sink.flush()
+            raise
+        sink.flush()
         return
     path = Path(dest)
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            sink = Sink(f)
+            yield sink
+            sink.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)

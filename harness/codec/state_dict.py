@@ -18,10 +18,13 @@ from harness.codec._io import (
     write_str,
     write_uleb,
 )
+from harness.codec.dtypes import DTYPE_TO_CODE
 from harness.codec.errors import DuplicateKeyError, InvalidValueError
-from harness.codec.tensor import check_tensor, read_tensor_record, write_tensor_record
+from harness.codec.tensor import PLAIN_TENSOR_TYPES, check_tensor, read_tensor_record, write_records
 
 MIN_ENTRY_BYTES = 3  # empty key (1) + dtype code (1) + ndim (1)
+_ULEB1 = [bytes((n,)) for n in range(128)]  # one-byte ulebs: key lengths below 128
+_STRIDED = torch.strided
 
 
 def read_state_dict(source: Source, *, mmap: bool = False) -> dict[str, torch.Tensor]:
@@ -84,15 +87,23 @@ def write_state_dict(dest: Dest, state_dict: Mapping[str, torch.Tensor]) -> None
     Inverse of :func:`read_state_dict`."""
     if not isinstance(state_dict, Mapping):
         raise InvalidValueError("state dict", None, f"expected a mapping, got {type(state_dict).__name__}")
-    items = list(state_dict.items())
-    encoded = []
-    for key, tensor in items:
+    records: list[tuple[bytes, torch.Tensor]] = []
+    append = records.append
+    plain = PLAIN_TENSOR_TYPES
+    for key, tensor in state_dict.items():
+        # The common case checked inline (same outcome as write_str + check_tensor, which
+        # handle everything else and raise the errors).
+        if type(key) is str and type(tensor) in plain and tensor.layout is _STRIDED and not tensor.is_meta \
+                and not tensor.is_quantized and tensor.dtype in DTYPE_TO_CODE and key.isascii():
+            raw = key.encode()
+            n = len(raw)
+            append(((_ULEB1[n] if n < 128 else write_uleb(n)) + raw, tensor))
+            continue
         if not isinstance(key, str):
             raise InvalidValueError("state dict key", None, f"keys must be str, got {key!r}")
-        encoded.append(write_str(key, f"key {key!r}"))
+        raw_key = write_str(key, f"key {key!r}")
         check_tensor(tensor, f"tensor {key!r}")
+        append((raw_key, tensor))
     with open_dest(dest) as f:
-        f.write(write_uleb(len(items)))
-        for raw_key, (key, tensor) in zip(encoded, items):
-            f.write(raw_key)
-            write_tensor_record(f, tensor, f"tensor {key!r}")
+        f.write(write_uleb(len(records)))
+        write_records(f, records)

@@ -18,15 +18,18 @@ Policies (README.md):
 """
 from __future__ import annotations
 
+import ctypes
 import sys
 
 import torch
 
 from harness.codec._io import (
     CHUNK,
+    SMALL_WRITE,
     Dest,
     MappedReader,
     Reader,
+    Sink,
     Source,
     Stream,
     check_dim,
@@ -60,32 +63,57 @@ if sys.byteorder != "little":  # pragma: no cover - TorchSharp's format is littl
     raise ImportError("harness.codec moves raw little-endian element bytes; this host is big-endian")
 
 MAX_BYTES = (1 << 63) - 1
+# Tensor types whose data_ptr() is trusted as their memory (a subclass may not have real memory)
+PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 # Without a known file size (pipes) a rank above this is refused rather than read dim by dim.
 MAX_NDIM_UNBOUNDED = 4096
+
+
+_DIM_SUFFIXES = tuple(f" dim[{i}]" for i in range(8))
+
+
+def _dim_suffix(i: int) -> str:
+    return _DIM_SUFFIXES[i] if i < len(_DIM_SUFFIXES) else f" dim[{i}]"
 
 
 def _storage_dtype(dtype: torch.dtype) -> torch.dtype:
     return BYTES_VIEW.get(dtype, QUANTIZED_REPR.get(dtype, dtype))
 
 
+def _byte_view(t: torch.Tensor, nbytes: int) -> memoryview:
+    """A writable 1-D byte view of the memory of ``t``, a fresh contiguous CPU tensor of
+    ``nbytes`` bytes (a few times cheaper than ``.numpy()``, which counts for small tensors).
+    The view holds ``t`` (view -> ctypes array -> ``t``): its memory outlives any view."""
+    array = (ctypes.c_ubyte * nbytes).from_address(t.data_ptr())
+    setattr(array, "owner", t)  # noqa: B010 - (ctypes arrays take attributes; mypy's stubs do not say so)
+    return memoryview(array).cast("B")
+
+
 def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     """Read one tensor record. Inverse of :func:`write_tensor_record`."""
+    # (field names are built only when raising: this runs once per tensor)
     code_at = r.offset
-    code = read_uleb(r, f"{name} dtype code")
+    code = read_uleb(r, name, " dtype code")
     dtype = CODE_TO_DTYPE.get(code)
     if dtype is None:
         known = (f" ({KNOWN_UNNAMED[code]} in libtorch, which TorchSharp has no dtype for)"
                  if code in KNOWN_UNNAMED else "")
         raise UnknownDtypeError(f"{name} dtype code", code_at, f"unknown dtype code {code}{known}")
     ndim_at = r.offset
-    ndim = read_uleb(r, f"{name} ndim")
-    r.check_fits(ndim, f"{name} ndim", ndim_at, f"rank {ndim} (one byte per dimension at least)")
-    if r.remaining is None and ndim > MAX_NDIM_UNBOUNDED:
-        raise InvalidLengthError(f"{name} ndim", ndim_at, f"rank {ndim} is beyond any tensor libtorch makes")
+    ndim = read_uleb(r, name, " ndim")
+    left = r.remaining
+    if left is None:
+        if ndim > MAX_NDIM_UNBOUNDED:
+            raise InvalidLengthError(f"{name} ndim", ndim_at, f"rank {ndim} is beyond any tensor libtorch makes")
+    elif ndim > left:
+        r.check_fits(ndim, f"{name} ndim", ndim_at, f"rank {ndim} (one byte per dimension at least)")
     shape: list[int] = []
     for i in range(ndim):
         dim_at = r.offset
-        shape.append(check_dim(read_uleb(r, f"{name} dim[{i}]"), f"{name} dim[{i}]", dim_at))
+        d = read_uleb(r, name, _dim_suffix(i))
+        if d > MAX_BYTES:
+            check_dim(d, f"{name} dim[{i}]", dim_at)
+        shape.append(d)
     numel = 1
     for d in shape:
         numel *= d
@@ -101,7 +129,9 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     if nbytes > MAX_BYTES:
         raise InvalidLengthError(f"{name} shape", ndim_at, f"shape {shape} of {dtype} needs {nbytes} bytes, "
                                  "more than any file or libtorch tensor can hold")
-    r.check_fits(nbytes, f"{name} data", data_at, f"shape {shape} of {dtype} ({numel} elements)")
+    left = r.remaining
+    if left is not None and nbytes > left:
+        r.check_fits(nbytes, f"{name} data", data_at, f"shape {shape} of {dtype} ({numel} elements)")
     storage = _storage_dtype(dtype)
     if isinstance(r, MappedReader) and nbytes:
         buffer, at = r.take(nbytes)
@@ -120,7 +150,7 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     elif r.remaining is not None or nbytes <= CHUNK:
         out = torch.empty(shape, dtype=storage)
         if nbytes:
-            r.into(memoryview(out.reshape(-1).view(torch.uint8).numpy()), f"{name} data")
+            r.into(_byte_view(out, nbytes), name, " data")
     else:
         # Unknown size (a pipe): collect the bytes chunk by chunk, so a lying header cannot
         # make us allocate more than the stream actually delivered, then copy them in.
@@ -188,18 +218,57 @@ def _bytes_source(tensor: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def write_tensor_record(f: Stream, tensor: torch.Tensor, name: str = "tensor") -> None:
+def write_tensor_record(f: Stream | Sink, tensor: torch.Tensor, name: str = "tensor") -> None:
     """Write one tensor record, streaming its bytes. Inverse of :func:`read_tensor_record`."""
     code = check_tensor(tensor, name)
     t = _bytes_source(tensor)
-    f.write(write_uleb(code) + write_uleb(t.dim()) + b"".join(write_uleb(d) for d in t.shape))
+    f.write(record_header(code, t.shape))
     if t.numel():
         _write_data(f, t)
 
 
-def _write_data(f: Stream, t: torch.Tensor) -> None:
-    """Stream a contiguous CPU tensor's raw bytes (a view, no copy)."""
-    write_all(f, memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+def record_header(code: int, shape: tuple[int, ...]) -> bytes:
+    """``uleb dtype, uleb ndim, uleb dim[ndim]``: a record's bytes before its data."""
+    return write_uleb(code) + write_uleb(len(shape)) + b"".join(write_uleb(d) for d in shape)
+
+
+def _direct(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor``'s own memory is already the record's data, C order: a contiguous CPU
+    tensor, not quantized, no conj/neg bit, no grad (else :func:`_bytes_source` makes one)."""
+    return (tensor.is_cpu  # type: ignore[attr-defined]  # (torch 1.13's stubs lack it)
+            and tensor.is_contiguous() and not tensor.is_quantized and not tensor.requires_grad
+            and not tensor.is_conj() and not tensor.is_neg())
+
+
+def _write_data(f: Stream | Sink, t: torch.Tensor) -> None:
+    """Write a contiguous CPU tensor's raw bytes (not empty): a small one is copied into the
+    Sink's buffer straight from its memory; a larger one (or to a plain stream) is streamed
+    from a memoryview of it (no copy)."""
+    nbytes = t.numel() * t.element_size()
+    if nbytes <= SMALL_WRITE and type(f) is Sink and type(t) in PLAIN_TENSOR_TYPES:
+        f.copy_from(t.data_ptr(), nbytes)  # t (alive for the call) is contiguous on the CPU
+    else:
+        write_all(f, memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+
+
+def write_records(f: Sink, records: list[tuple[bytes, torch.Tensor]]) -> None:
+    """Write ``prefix + record`` for each (prefix, already checked tensor), e.g. a state
+    dict's encoded keys. Same bytes as :func:`write_tensor_record` per tensor, with the
+    per-tensor work cut down for many small tensors: one header build per (dtype, shape),
+    one buffer append for the prefix and header, and a tensor whose memory already holds its
+    record's data (:func:`_direct`) is not converted."""
+    headers: dict[tuple[torch.dtype, tuple[int, ...]], bytes] = {}
+    buf_write = f.write
+    for prefix, tensor in records:
+        t = tensor if _direct(tensor) else _bytes_source(tensor)
+        shape = tensor.shape
+        key = (tensor.dtype, shape)
+        header = headers.get(key)
+        if header is None:
+            header = headers[key] = record_header(DTYPE_TO_CODE[tensor.dtype], shape)
+        buf_write(prefix + header)
+        if t.numel():
+            _write_data(f, t)
 
 
 def read_tensor(source: Source, *, mmap: bool = False) -> torch.Tensor:
