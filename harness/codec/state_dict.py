@@ -1,7 +1,7 @@
 """Module state dicts (``Module.save`` / ``Module.load``): ``uleb count, count x (str key, tensor)``."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -18,13 +18,22 @@ from harness.codec._io import (
     write_str,
     write_uleb,
 )
-from harness.codec.dtypes import DTYPE_TO_CODE
+from harness.codec.dtypes import BYTES_VIEW, CODE_TO_DTYPE, DTYPE_TO_CODE, ITEMSIZE, QUANTIZED_REPR
 from harness.codec.errors import DuplicateKeyError, InvalidValueError
-from harness.codec.tensor import PLAIN_TENSOR_TYPES, check_tensor, read_tensor_record, write_records
+from harness.codec.tensor import (
+    PLAIN_TENSOR_TYPES,
+    byte_view,
+    check_tensor,
+    read_tensor_record,
+    write_records,
+)
 
 MIN_ENTRY_BYTES = 3  # empty key (1) + dtype code (1) + ndim (1)
 _ULEB1 = [bytes((n,)) for n in range(128)]  # one-byte ulebs: key lengths below 128
 _STRIDED = torch.strided
+_PEEK = 512  # bytes of an entry's key and header looked at in one go (a BufferedReader's peek)
+_MAX_FAST_NDIM = 16
+_FAST_MAX_BYTES = 1 << 24  # bigger tensors take the general path (their cost is the copy)
 
 
 def read_state_dict(source: Source, *, mmap: bool = False) -> dict[str, torch.Tensor]:
@@ -71,7 +80,18 @@ def _read_entries(r: Reader) -> dict[str, torch.Tensor]:
     r.check_fits(count * MIN_ENTRY_BYTES, "entry count", count_at,
                  f"{count} entries (at least {MIN_ENTRY_BYTES} bytes each)")
     out: dict[str, torch.Tensor] = {}
+    # A buffered file's peek lets the common entry (short UTF-8 key, one-byte codes, known
+    # non-quantized dtype, data present and inside the file) be parsed from one look at the
+    # buffer instead of a read per field; anything else, valid or not, goes the general way
+    # below from the same offset (nothing is consumed until the fast parse has succeeded),
+    # so values, errors and offsets are exactly the general path's.
+    peek = getattr(r.f, "peek", None) if type(r) is Reader and r.end is not None else None
     for i in range(count):
+        if peek is not None:
+            fast = _read_common_entry(r, peek, out)
+            if fast is not None:
+                out[fast[0]] = fast[1]
+                continue
         key_at = r.offset
         key = read_str(r, f"entry {i} key")
         if key in out:
@@ -79,6 +99,58 @@ def _read_entries(r: Reader) -> dict[str, torch.Tensor]:
         out[key] = read_tensor_record(r, f"tensor {key!r}")
     r.expect_end("end of state dict")
     return out
+
+
+def _read_common_entry(r: Reader, peek: Callable[[int], bytes],
+                       seen: Mapping[str, torch.Tensor]) -> tuple[str, torch.Tensor] | None:
+    """One entry in its common form, parsed from the stream's buffer; None (nothing read)
+    when it is not that form or its key is in ``seen`` (the general path raises for it).
+    Same result as :func:`read_str` + :func:`read_tensor_record`."""
+    head = peek(_PEEK)
+    n = len(head)
+    if not n or head[0] >= 0x80:
+        return None
+    p = 1 + head[0]
+    if p + 2 > n:
+        return None
+    try:
+        key = head[1:p].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if key in seen:
+        return None
+    code, ndim = head[p], head[p + 1]
+    p += 2
+    dtype = CODE_TO_DTYPE.get(code)
+    if dtype is None or dtype in QUANTIZED_REPR or ndim > _MAX_FAST_NDIM:
+        return None
+    shape = []
+    numel = 1
+    for _ in range(ndim):
+        value = shift = 0
+        while True:
+            if p >= n or shift > 49:
+                return None
+            b = head[p]
+            p += 1
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                if shift and not b:
+                    return None  # non-canonical: the general path names it
+                break
+            shift += 7
+        shape.append(value)
+        numel *= value
+    nbytes = numel * ITEMSIZE[code]
+    end = r.end
+    if not nbytes or nbytes > _FAST_MAX_BYTES or end is None or nbytes > end - r.offset - p:
+        return None
+    r.f.read(p)
+    r.offset += p
+    storage = BYTES_VIEW.get(dtype, dtype)
+    out = torch.empty(shape, dtype=storage)
+    r.into(byte_view(out, nbytes), f"tensor {key!r}", " data")
+    return key, (out.view(dtype) if storage is not dtype else out)
 
 
 def write_state_dict(dest: Dest, state_dict: Mapping[str, torch.Tensor]) -> None:

@@ -80,7 +80,7 @@ def _storage_dtype(dtype: torch.dtype) -> torch.dtype:
     return BYTES_VIEW.get(dtype, QUANTIZED_REPR.get(dtype, dtype))
 
 
-def _byte_view(t: torch.Tensor, nbytes: int) -> memoryview:
+def byte_view(t: torch.Tensor, nbytes: int) -> memoryview:
     """A writable 1-D byte view of the memory of ``t``, a fresh contiguous CPU tensor of
     ``nbytes`` bytes (a few times cheaper than ``.numpy()``, which counts for small tensors).
     The view holds ``t`` (view -> ctypes array -> ``t``): its memory outlives any view."""
@@ -150,7 +150,7 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     elif r.remaining is not None or nbytes <= CHUNK:
         out = torch.empty(shape, dtype=storage)
         if nbytes:
-            r.into(_byte_view(out, nbytes), name, " data")
+            r.into(byte_view(out, nbytes), name, " data")
     else:
         # Unknown size (a pipe): collect the bytes chunk by chunk, so a lying header cannot
         # make us allocate more than the stream actually delivered, then copy them in.

@@ -120,6 +120,24 @@ def test_state_dict_round_trip_keeps_order_and_bytes(sd: dict[str, torch.Tensor]
     again = codec.read_state_dict(NonSeekable(buf.getvalue()))
     for k in sd:
         assert_same_tensor(again[k], sd[k], k)
+    # and through a BufferedReader (as open(path, "rb") gives: the peek fast path)
+    buffered = codec.read_state_dict(io.BufferedReader(io.BytesIO(buf.getvalue())))
+    assert list(buffered) == list(sd)
+    for k in sd:
+        assert_same_tensor(buffered[k], sd[k], k)
+
+
+def test_entries_outside_the_fast_path_read_the_same_from_a_file(tmp_path) -> None:
+    # long keys (2-byte length), huge dims (multi-byte), a header straddling the peek
+    # window, bfloat16, an empty tensor, a quantized one: every entry kind from a path
+    sd = {"k" * 200: torch.arange(3.0), "x": torch.zeros(1, 70000, dtype=torch.bfloat16),
+          "e": torch.zeros(0, 3), "q": torch.quantize_per_tensor(torch.arange(4.0), 1.0, 0, torch.qint8),
+          "p" * 500: torch.arange(5, dtype=torch.int64), "ü": torch.tensor(True)}
+    codec.write_state_dict(tmp_path / "m.dat", sd)
+    back = codec.read_state_dict(tmp_path / "m.dat")
+    assert list(back) == list(sd)
+    for k in sd:
+        assert_same_tensor(back[k], sd[k], k[:10])
 
 
 def test_non_ascii_key_length_is_utf8_byte_count() -> None:

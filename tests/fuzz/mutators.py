@@ -342,10 +342,12 @@ READERS: dict[str, Callable[..., object]] = {
 
 @functools.lru_cache(maxsize=None)
 def modes_for(reader: str) -> tuple[str, ...]:
-    """How ``reader`` is fed: from a seekable BytesIO, a non-seekable stream (the codec's pipe
-    path) and, where the reader takes ``mmap=`` (newer codec), a mapped temporary file."""
+    """How ``reader`` is fed: from a seekable BytesIO, a seekable BufferedReader (what
+    ``open(path, "rb")`` gives: it has ``peek``, which the state-dict reader's fast path
+    uses), a non-seekable stream (the codec's pipe path) and, where the reader takes
+    ``mmap=`` (newer codec), a mapped temporary file."""
     has_mmap = "mmap" in inspect.signature(READERS[reader]).parameters
-    return ("seekable", "pipe", "mmap") if has_mmap else ("seekable", "pipe")
+    return ("seekable", "buffered", "pipe", "mmap") if has_mmap else ("seekable", "buffered", "pipe")
 
 
 _TMP = Path(tempfile.mkdtemp(prefix="codec-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
@@ -377,6 +379,8 @@ def open_input(data: bytes, seekable: bool = True) -> io.IOBase:
 
 def call_reader(reader: str, data: bytes, mode: str = "seekable") -> object:
     """``reader`` over ``data`` fed as ``mode``; returns the value or raises what the reader raises."""
+    if mode == "buffered":
+        return READERS[reader](io.BufferedReader(io.BytesIO(data)))  # type: ignore[arg-type]
     if mode != "mmap":
         return READERS[reader](open_input(data, mode == "seekable"))
     path = _TMP / f"{reader}-{os.getpid()}.dat"
@@ -406,6 +410,23 @@ def _tensors(value: object) -> Iterator[torch.Tensor]:
     elif isinstance(value, codec.OptimizerRecord):
         for d in (*value.groups, *value.states):
             yield from _tensors(d)
+
+
+def exact_outcome(reader: str, data: bytes, mode: str) -> tuple[object, ...]:
+    """Everything a read gives, for comparing two ways of feeding the same bytes: the
+    error's class, field, offset and message, or every value's key, dtype, shape and bytes."""
+    try:
+        value = call_reader(reader, data, mode)
+    except codec.CodecError as exc:
+        return (type(exc).__name__, exc.field, exc.offset, str(exc))
+    items = value.items() if isinstance(value, dict) else [("", value)]
+    return tuple((k, str(t.dtype), tuple(t.shape), _raw(t)) if isinstance(t, torch.Tensor) else (k, repr(t))
+                 for k, t in items)
+
+
+def _raw(t: torch.Tensor) -> bytes:
+    t = t.int_repr() if t.is_quantized else t
+    return bytes(t.contiguous().reshape(-1).view(torch.uint8).numpy()) if t.numel() else b""
 
 
 def read_one(reader: str, data: bytes, mode: str = "seekable") -> str:

@@ -28,6 +28,7 @@ from .mutators import (
     READERS,
     UNKNOWN_DTYPE_CODES,
     call_reader,
+    exact_outcome,
     memory_cap,
     modes_for,
     mutate,
@@ -74,6 +75,9 @@ def read_everything(data: bytes) -> dict[str, str]:
                 out[f"{reader} ({mode})"] = read_one(reader, data, mode)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+    # The state-dict reader's fast path (BufferedReader.peek) must give exactly what the
+    # general path gives: same values, or the same error at the same field and offset.
+    assert exact_outcome("state_dict", data, "buffered") == exact_outcome("state_dict", data, "seekable")
     return out
 
 
