@@ -6,7 +6,7 @@
 
 Input i is a seed file (tests/fuzz/mutators.py: seed_files) put through 1-3 mutators, all
 drawn from random.Random(f"{seed}:{i}"), so any input can be replayed on its own. Every
-input goes to every reader (state dict, tensor, optimizer), from a seekable BytesIO, from
+input goes to every reader (state dict, tensor, optimizer), from a seekable BytesIO, a seekable BufferedReader, from
 a non-seekable stream and, where the reader takes mmap=, from a mapped file, under an
 address-space cap (current size + --headroom-mib) and a per-read alarm (--timeout). Each
 read must return a plausible value or raise codec.CodecError. Prints the rate, every

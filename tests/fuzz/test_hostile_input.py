@@ -1,8 +1,10 @@
 """Hostile input: a mutated valid file only ever gives a value or the codec's typed error.
 
 Every input goes to every reader (the matching one and the two others), from a seekable
-``BytesIO``, from a non-seekable stream (the codec's pipe path) and, where the reader takes
-``mmap=``, from a mapped temporary file, under an
+``BytesIO``, from a seekable ``BufferedReader`` (what ``open(path, "rb")`` gives; the
+state-dict reader's peek fast path must then give exactly what its general path gives),
+from a non-seekable stream (the codec's pipe path) and, where the reader takes ``mmap=``,
+from a mapped temporary file, under an
 address-space cap (so an allocation sized from a lying header fails loudly) and a
 per-input alarm (so a hang fails instead of blocking CI). Bounded and seeded for CI
 (about 300 hypothesis examples in all, derandomized; the whole file runs in seconds);
