@@ -41,6 +41,10 @@ class ModelCase:
     # Buffers that are views of other state: (name, of, dim, start, length) registers buffer
     # ``name`` as ``of.narrow(dim, start, length)``, sharing its memory.
     views: tuple[tuple[str, str, int, int, int], ...] = ()
+    # Extra buffers (name, shape, persistent, fill): registered with a constant value;
+    # a non-persistent one must be absent from both sides' state.
+    buffers: tuple[tuple[str, tuple[int, ...], bool, float], ...] = ()
+    frozen: tuple[str, ...] = ()  # parameters with requires_grad off (still state)
 
     kind = "model"
 
@@ -130,7 +134,22 @@ def parse_model_case(data: Mapping[str, Any], where: str = "<model case>") -> Mo
         fill=data.get("fill"),
         tie=tuple((str(a), str(b)) for a, b in data.get("tie", ())),
         views=tuple(_parse_view(v, f"{where} views[{i}]") for i, v in enumerate(data.get("views", ()))),
+        buffers=tuple(_parse_buffer(b, f"{where} buffers[{i}]") for i, b in enumerate(data.get("buffers", ()))),
+        frozen=tuple(str(n) for n in data.get("frozen", ())),
     )
+
+
+def _parse_buffer(data: Any, where: str) -> tuple[str, tuple[int, ...], bool, float]:
+    if not isinstance(data, dict):
+        raise CaseError(f"{where}: expected an object {{name, shape, persistent, fill}}")
+    shape = _require(data, "shape", list, where)
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise CaseError(f"{where}.shape: {shape!r} must be sizes >= 0")
+    persistent = data.get("persistent", True)
+    fill = data.get("fill", 0.0)
+    if not isinstance(persistent, bool) or not isinstance(fill, (int, float)) or isinstance(fill, bool):
+        raise CaseError(f"{where}: persistent must be a bool and fill a number")
+    return _require(data, "name", str, where), tuple(shape), persistent, float(fill)
 
 
 def _parse_view(data: Any, where: str) -> tuple[str, str, int, int, int]:

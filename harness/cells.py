@@ -432,9 +432,11 @@ class CellRunner:
             fresh = drv.digest().module
             drv.load_module(d / "partial.dat", strict=False)
             got = drv.digest().module
-            want = {**expected, dropped: fresh[dropped]}
-            problems = compare_modules(want, got, "expected", name)
-            side[name] = {"kept_own_value_for_missing": got.get(dropped) == fresh.get(dropped),
+            want = dict(expected)
+            if dropped in fresh:
+                want[dropped] = fresh[dropped]
+            problems = compare_modules(want, got, "expected", name)  # (names a key the side lacks)
+            side[name] = {"kept_own_value_for_missing": dropped in got and got.get(dropped) == fresh.get(dropped),
                           "loaded": sorted(k for k in got if k != dropped and got[k] == expected[k])}
             details["side_by_side"] = side
             _fail_if(problems, f"{name}'s non-strict load did not load exactly the keys present", details)
@@ -449,8 +451,10 @@ class CellRunner:
         assert isinstance(case, ModelCase)  # only model cases get this check
         if case.fill:
             raise CheckSkipped(f"the case overwrites its state when built (fill={case.fill!r})")
-        a = torch_build.build_model(case.model, case.dtype, case.seed, "cpu", case.tie, case.views).state_dict()
-        b = torch_build.build_model(case.model, case.dtype, case.seed + 1, "cpu", case.tie, case.views).state_dict()
+        a = torch_build.build_model(case.model, case.dtype, case.seed, "cpu", case.tie, case.views,
+                                    case.buffers, case.frozen).state_dict()
+        b = torch_build.build_model(case.model, case.dtype, case.seed + 1, "cpu", case.tie, case.views,
+                                    case.buffers, case.frozen).state_dict()
         fixed = [k for k in a if k in b and TensorDigest.of(a[k]) == TensorDigest.of(b[k])]
         details["seed_independent"] = fixed
         if not fixed:
@@ -512,17 +516,27 @@ class CellRunner:
             raise CheckSkipped(f"PyTorch cannot trace this model: {str(exc).splitlines()[0][:300]}") from exc
         py_out = self.py.forward(x)
         state, ts_out = ts.jit_run(d / "py_script.pt", x, d / "ts_script.pt")  # type: ignore[attr-defined]
-        expected = self.py.digest().module
-        problems = compare_modules(expected, state, "PyTorch model", "TorchSharp's ScriptModule")
+        # What PyTorch itself holds after torch.jit.load of the same file: a script's
+        # state_dict also lists non-persistent buffers (TorchScript keeps no such flag).
+        expected, _ = self.py.run_torchscript(d / "py_script.pt", x)
+        eager = self.py.digest().module
+        details["script_only_keys"] = sorted(set(expected) - set(eager))
+        _fail_if(compare_modules(eager, {k: v for k, v in expected.items() if k in eager}, "PyTorch model",
+                                 "PyTorch's own ScriptModule"), "PyTorch's script holds other state than its model",
+                 details)
+        problems = compare_modules(expected, state, "PyTorch's ScriptModule", "TorchSharp's ScriptModule")
         _fail_if(problems, "TorchSharp's torch.jit.load holds other state", details)
+        details["jit_state"] = expected
         return py_out, ts_out
 
     def check_jit_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
         py_out, ts_out = self._jit(cell, ts, d, details)
+        details.pop("jit_state")
         self._compare_outputs(py_out, ts_out, details, "PyTorch", "TorchSharp's ScriptModule")
 
     def check_jit_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
         py_out, _ = self._jit(cell, ts, d, details)
+        script_state = details.pop("jit_state")
         assert isinstance(cell.case, ModelCase)  # only model cases get this check
         x = inputs.make_input(cell.case, cell.case.seed + 7)
         try:
@@ -530,7 +544,7 @@ class CellRunner:
         except RuntimeError as exc:
             raise CheckFailed(f"PyTorch {self.py.capabilities.version} cannot torch.jit.load what TorchSharp "
                               f"saved: {str(exc).splitlines()[0][:300]}", details) from exc
-        _fail_if(compare_modules(self.py.digest().module, state, "PyTorch model", "re-loaded script"),
+        _fail_if(compare_modules(script_state, state, "PyTorch's ScriptModule", "re-loaded script"),
                  "the script TorchSharp saved holds other state", details)
         self._compare_outputs(py_out, back_out, details, "PyTorch", "TorchSharp-saved script")
 

@@ -184,13 +184,22 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
 
 def build_model(spec: Mapping[str, Any], dtype: str, seed: int, device: str = "cpu",
                 tie: Sequence[tuple[str, str]] = (),
-                views: Sequence[tuple[str, str, int, int, int]] = ()) -> nn.Module:
+                views: Sequence[tuple[str, str, int, int, int]] = (),
+                buffers: Sequence[tuple[str, tuple[int, ...], bool, float]] = (),
+                frozen: Sequence[str] = ()) -> nn.Module:
     torch.manual_seed(seed)
     model = build_module(spec).to(device=torch.device(device), dtype=DTYPES[dtype])
     for target, source in tie:  # tied weights: one Parameter under two names
         owner_name, _, leaf = target.rpartition(".")
         owner = model.get_submodule(owner_name) if owner_name else model
         setattr(owner, leaf, model.get_parameter(source))
+    for name, shape, persistent, fill in buffers:  # extra buffers with a constant value
+        owner_name, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        owner.register_buffer(leaf, torch.full(shape, fill, dtype=DTYPES[dtype], device=torch.device(device)),
+                              persistent=persistent)
+    for name in frozen:  # parameters that are state but not trained
+        model.get_parameter(name).requires_grad_(False)
     state = model.state_dict(keep_vars=True)
     for name, of, dim, start, length in views:  # a buffer viewing other state (shared memory)
         if of not in state:

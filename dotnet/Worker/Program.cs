@@ -238,6 +238,36 @@ public sealed class Session
         }
     }
 
+    // Extra buffers: [{name, shape, persistent, fill}, ...] registers buffer `name` holding
+    // `fill` everywhere, in the model's dtype and device (PyTorch: register_buffer(name,
+    // torch.full(...), persistent=...)); a non-persistent one stays out of state_dict.
+    static void Buffers(nn.Module m, System.Text.Json.JsonElement buffers, ScalarType dtype, Device dev)
+    {
+        var modules = m.named_modules().ToDictionary(x => x.name, x => x.module);
+        int i = 0;
+        foreach (var b in buffers.EnumerateArray())
+        {
+            var f = new Fields(b, $"buffers[{i++}]");
+            var name = f.Str("name");
+            var dot = name.LastIndexOf('.');
+            var owner = dot < 0 ? m : modules.TryGetValue(name[..dot], out var o) ? o : throw new ParseError($"buffers: no module '{name[..dot]}'");
+            var value = full(f.Longs("shape"), f.Double("fill"), dtype: dtype, device: dev);
+            owner.register_buffer(name[(dot + 1)..], value, f.Bool("persistent", true));
+        }
+    }
+
+    // Frozen parameters: ["name", ...] get requires_grad = false (still state, not trained).
+    static void Freeze(nn.Module m, System.Text.Json.JsonElement names)
+    {
+        var parameters = m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var n in names.EnumerateArray())
+        {
+            var name = n.GetString() ?? throw new ParseError("frozen: names must be strings");
+            if (!parameters.TryGetValue(name, out var p)) throw new ParseError($"frozen: no parameter named '{name}'");
+            p.requires_grad = false;
+        }
+    }
+
     JsonObject Build(Fields r)
     {
         var spec = r.Obj("model", "model");
@@ -267,6 +297,8 @@ public sealed class Session
             m.to(dtype);
             m.to(dev);
             if (r.Has("tie")) Tie(m, r.Array("tie"));
+            if (r.Has("buffers")) Buffers(m, r.Array("buffers"), dtype, dev);
+            if (r.Has("frozen")) Freeze(m, r.Array("frozen"));
             if (r.Has("views")) Views(m, r.Array("views"));
             var named = m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
             var opt = optSpecLabelled is Fields os ? Optimizers.Build(os, named) : null;

@@ -52,7 +52,8 @@ class PyTorchDriver(PythonDriver):
 
     def build(self, case: Case, device: str) -> None:
         mc = model_case_of(case)
-        self.model = torch_build.build_model(mc.model, mc.dtype, mc.seed, device, mc.tie, mc.views)
+        self.model = torch_build.build_model(mc.model, mc.dtype, mc.seed, device, mc.tie, mc.views,
+                                              mc.buffers, mc.frozen)
         if mc.fill == "specials":  # NaN payloads, infinities, -0.0, subnormals, extreme integers
             from harness.inputs import fill_with_edge_values
             fill_with_edge_values(self.model, mc.seed)

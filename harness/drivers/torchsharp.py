@@ -175,7 +175,10 @@ class TorchSharpDriver(Driver):
                   optimizer=case.optimizer if isinstance(case, OptimizerCase) else None,
                   **({"tie": [list(t) for t in mc.tie]} if mc.tie else {}),
                   **({"views": [dict(zip(("name", "of", "dim", "start", "length"), v)) for v in mc.views]}
-                     if mc.views else {}))
+                     if mc.views else {}),
+                  **({"buffers": [{"name": n, "shape": list(shape), "persistent": p, "fill": f}
+                                  for n, shape, p, f in mc.buffers]} if mc.buffers else {}),
+                  **({"frozen": list(mc.frozen)} if mc.frozen else {}))
 
     def load_module(self, path: Path, strict: bool = True) -> None:
         self.call("load_module", path=str(path), strict=strict, skip=[])
