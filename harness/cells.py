@@ -451,10 +451,8 @@ class CellRunner:
         assert isinstance(case, ModelCase)  # only model cases get this check
         if case.fill:
             raise CheckSkipped(f"the case overwrites its state when built (fill={case.fill!r})")
-        a = torch_build.build_model(case.model, case.dtype, case.seed, "cpu", case.tie, case.views,
-                                    case.buffers, case.frozen).state_dict()
-        b = torch_build.build_model(case.model, case.dtype, case.seed + 1, "cpu", case.tie, case.views,
-                                    case.buffers, case.frozen).state_dict()
+        a = torch_build.build_case_model(case).state_dict()
+        b = torch_build.build_case_model(case, seed=case.seed + 1).state_dict()
         fixed = [k for k in a if k in b and TensorDigest.of(a[k]) == TensorDigest.of(b[k])]
         details["seed_independent"] = fixed
         if not fixed:

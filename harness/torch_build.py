@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from harness.cases import ModelCase
 
 DTYPES: dict[str, torch.dtype] = {
     "uint8": torch.uint8, "int8": torch.int8, "int16": torch.int16, "int32": torch.int32,
@@ -182,34 +185,44 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
     return MODULES[kind](spec)
 
 
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """The module holding the state named ``name`` ("a.b.weight" -> (model.a.b, "weight"))."""
+    owner_name, _, leaf = name.rpartition(".")
+    return (model.get_submodule(owner_name) if owner_name else model), leaf
+
+
 def build_model(spec: Mapping[str, Any], dtype: str, seed: int, device: str = "cpu",
                 tie: Sequence[tuple[str, str]] = (),
                 views: Sequence[tuple[str, str, int, int, int]] = (),
                 buffers: Sequence[tuple[str, tuple[int, ...], bool, float]] = (),
                 frozen: Sequence[str] = ()) -> nn.Module:
+    """The module ``spec`` describes, in ``dtype`` on ``device``, then (in this order, as the
+    worker's ``build``) tied weights, extra buffers, frozen parameters and view buffers."""
     torch.manual_seed(seed)
     model = build_module(spec).to(device=torch.device(device), dtype=DTYPES[dtype])
     for target, source in tie:  # tied weights: one Parameter under two names
-        owner_name, _, leaf = target.rpartition(".")
-        owner = model.get_submodule(owner_name) if owner_name else model
+        owner, leaf = _owner(model, target)
         setattr(owner, leaf, model.get_parameter(source))
     for name, shape, persistent, fill in buffers:  # extra buffers with a constant value
-        owner_name, _, leaf = name.rpartition(".")
-        owner = model.get_submodule(owner_name) if owner_name else model
+        owner, leaf = _owner(model, name)
         owner.register_buffer(leaf, torch.full(shape, fill, dtype=DTYPES[dtype], device=torch.device(device)),
                               persistent=persistent)
     for name in frozen:  # parameters that are state but not trained
         model.get_parameter(name).requires_grad_(False)
-    state = model.state_dict(keep_vars=True)
     for name, of, dim, start, length in views:  # a buffer viewing other state (shared memory)
+        state = model.state_dict(keep_vars=True)
         if of not in state:
             raise SpecError(f"views: no parameter or buffer named {of!r} (model has {sorted(state)})")
-        owner_name, _, leaf = name.rpartition(".")
-        owner = model.get_submodule(owner_name) if owner_name else model
+        owner, leaf = _owner(model, name)
         owner.register_buffer(leaf, state[of].detach().narrow(dim, start, length))
-        state = model.state_dict(keep_vars=True)
     built: nn.Module = model
     return built
+
+
+def build_case_model(case: ModelCase, device: str = "cpu", seed: int | None = None) -> nn.Module:
+    """:func:`build_model` with everything a model case says (``seed`` overrides the case's)."""
+    return build_model(case.model, case.dtype, case.seed if seed is None else seed, device, case.tie,
+                       case.views, case.buffers, case.frozen)
 
 
 # PyTorch optimizer classes by the case's type name, and the kwargs each accepts.

@@ -195,6 +195,15 @@ public sealed class Session
         };
     }
 
+    // The module holding the state named `name` ("a.b.weight" -> (a.b, "weight")).
+    static (nn.Module owner, string leaf) Owner(Dictionary<string, nn.Module> modules, nn.Module m, string name, string op)
+    {
+        var dot = name.LastIndexOf('.');
+        if (dot < 0) return (m, name);
+        return modules.TryGetValue(name[..dot], out var o) ? (o, name[(dot + 1)..])
+            : throw new ParseError($"{op}: no module '{name[..dot]}'");
+    }
+
     // Tied weights: [[target, source], ...] makes the parameter named target the very same
     // Parameter object as source (PyTorch: model.dec.weight = model.enc.weight).
     static void Tie(nn.Module m, System.Text.Json.JsonElement pairs)
@@ -206,9 +215,7 @@ public sealed class Session
             var target = pair[0].GetString()!;
             var source = pair[1].GetString()!;
             if (!parameters.TryGetValue(source, out var p)) throw new ParseError($"tie: no parameter named '{source}'");
-            var dot = target.LastIndexOf('.');
-            var owner = dot < 0 ? m : modules.TryGetValue(target[..dot], out var o) ? o : throw new ParseError($"tie: no module '{target[..dot]}'");
-            var leaf = target[(dot + 1)..];
+            var (owner, leaf) = Owner(modules, m, target, "tie");
             // Modules with a typed property (Linear.weight, ...) re-register through its setter;
             // register_parameter refuses a name that is already registered.
             var prop = owner.GetType().GetProperty(leaf);
@@ -231,10 +238,8 @@ public sealed class Session
             var of = f.Str("of");
             var state = m.state_dict();
             if (!state.TryGetValue(of, out var source)) throw new ParseError($"views: no parameter or buffer named '{of}'");
-            var dot = name.LastIndexOf('.');
-            var owner = dot < 0 ? m : modules.TryGetValue(name[..dot], out var o) ? o : throw new ParseError($"views: no module '{name[..dot]}'");
-            var view = source.detach().narrow(f.Long("dim"), f.Long("start"), f.Long("length"));
-            owner.register_buffer(name[(dot + 1)..], view);
+            var (owner, leaf) = Owner(modules, m, name, "views");
+            owner.register_buffer(leaf, source.detach().narrow(f.Long("dim"), f.Long("start"), f.Long("length")));
         }
     }
 
@@ -249,10 +254,8 @@ public sealed class Session
         {
             var f = new Fields(b, $"buffers[{i++}]");
             var name = f.Str("name");
-            var dot = name.LastIndexOf('.');
-            var owner = dot < 0 ? m : modules.TryGetValue(name[..dot], out var o) ? o : throw new ParseError($"buffers: no module '{name[..dot]}'");
-            var value = full(f.Longs("shape"), f.Double("fill"), dtype: dtype, device: dev);
-            owner.register_buffer(name[(dot + 1)..], value, f.Bool("persistent", true));
+            var (owner, leaf) = Owner(modules, m, name, "buffers");
+            owner.register_buffer(leaf, full(f.Longs("shape"), f.Double("fill"), dtype: dtype, device: dev), f.Bool("persistent", true));
         }
     }
 

@@ -52,8 +52,7 @@ class PyTorchDriver(PythonDriver):
 
     def build(self, case: Case, device: str) -> None:
         mc = model_case_of(case)
-        self.model = torch_build.build_model(mc.model, mc.dtype, mc.seed, device, mc.tie, mc.views,
-                                              mc.buffers, mc.frozen)
+        self.model = torch_build.build_case_model(mc, device)
         if mc.fill == "specials":  # NaN payloads, infinities, -0.0, subnormals, extreme integers
             from harness.inputs import fill_with_edge_values
             fill_with_edge_values(self.model, mc.seed)
