@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from html import escape
 from pathlib import Path, PurePath
+from typing import Any
 from urllib.parse import quote
 
 from harness.outcomes import OUTCOMES, CellResult
@@ -102,10 +103,18 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _column_key(col: Column) -> tuple[str, str, str, str, int, str]:
+def _newest_first(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting higher versions first ("0.107.0" before "0.106.0", numerically)."""
+    return tuple((0, -int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+-]", version))
+
+
+def _column_key(col: Column, all_skipped: frozenset[Impl] = frozenset()) -> tuple[Any, ...]:
+    """Implementations that ran come first (one whose every cell was skipped, e.g. an
+    unavailable TorchSharp version, goes last); then CPU before CUDA, the newest TorchSharp
+    first, PyTorch versions in order, codec, and the checks in their usual order."""
     check, pytorch, torchsharp, device, codec = col
     order = CHECK_ORDER.index(check) if check in CHECK_ORDER else len(CHECK_ORDER)
-    return (device, torchsharp, pytorch, codec, order, check)
+    return (col[1:] in all_skipped, device, _newest_first(torchsharp), pytorch, codec, order, check)
 
 
 def anchor(cell_id: str) -> str:
@@ -154,8 +163,10 @@ def _summary(run: Run) -> list[str]:
 
 
 def _matrix(run: Run, anchors: dict[str, str]) -> list[str]:
+    ran = {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells if c.outcome != "skip"}
+    all_skipped = frozenset({(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells} - ran)
     columns: list[Column] = sorted({(c.check, c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells},
-                                   key=_column_key)
+                                   key=lambda col: _column_key(col, all_skipped))
     impls: list[tuple[Impl, int]] = []
     for col in columns:
         impl: Impl = col[1:]

@@ -247,3 +247,17 @@ def test_renderers_are_pure(renderer):
     before = json.dumps(run.to_json())
     assert renderer(run) == renderer(run)
     assert json.dumps(run.to_json()) == before
+
+
+def test_html_puts_implementations_that_ran_first_newest_torchsharp_first():
+    def cell(ts: str, device: str, outcome: str) -> CellResult:
+        c = _cell("lenet", outcome)
+        c.torchsharp, c.device = ts, device
+        c.id = f"lenet::py2ts::pt1.13.1::ts{ts}::{device}::ours"
+        return c
+    run = _run([cell("0.9.0", "cpu", "skip"), cell("0.99.0", "cpu", "pass"), cell("0.107.0", "cpu", "pass"),
+                cell("0.107.0", "cuda", "fail")])
+    text = html_report.render(run)
+    heads = [text.index(f"TorchSharp {v}") for v in ("0.107.0", "0.99.0", "0.9.0")]
+    assert heads == sorted(heads), "newest first, and the all-skipped 0.9.0 last"
+    assert text.index("cpu") < text.index("cuda")
