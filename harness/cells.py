@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import codec as trusted_codec  # reads TorchSharp's files for the semantic checks
-from harness import inputs, semantics, torch_build
+from harness import bounds, inputs, reference, semantics, torch_build
 import torch
 
 from harness.ulp import bitwise_equal, max_ulp
@@ -46,7 +46,8 @@ from harness.drivers.protocol import (
     WorkerSkipped,
     WorkerTimeout,
 )
-from harness.outcomes import CellResult, ExpectedFailures
+from harness.expectations import ExpectedFailures, features_of
+from harness.outcomes import CellResult
 
 STATE_CHECKS = ("py2ts", "py2ts2py", "ts2py")
 MODEL_CHECKS = (*STATE_CHECKS, "functional", "partial_load", "fresh_init", "jit_py2ts", "jit_ts2py")
@@ -54,9 +55,6 @@ OPTIMIZER_CHECKS = (*STATE_CHECKS, "continue_py2ts", "continue_ts2py")
 TENSOR_CHECKS = ("tensor_py2ts", "tensor_ts2py")
 VIEW_CHECKS = ("view_load",)  # model cases with buffers that view other state
 CHECKS = (*MODEL_CHECKS, *VIEW_CHECKS, "continue_py2ts", "continue_ts2py", *TENSOR_CHECKS)
-# Max ULP distance of model outputs (eval mode) between PyTorch 1.13 and LibTorch 2.10 kernels.
-FUNCTIONAL_TOLERANCE_ULP = 256  # measured: <= 96 on the first catalogue (docs/semantics.md)
-FUNCTIONAL_RELATIVE_TO_SCALE = 2.0 ** -20  # or: |difference| <= 2^-20 x the largest |output|
 ROOT = Path(__file__).resolve().parent.parent
 CONTINUE_STEPS = 3
 # Cells of cases tagged "large" (tensors past 2 GiB) need this much free memory and disk,
@@ -174,6 +172,10 @@ def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
         "#!/bin/sh\n# Replays just this cell; the files beside this script are its inputs and outputs.\n"
         f'cd "$(dirname "$0")/{os.path.relpath(ROOT, folder)}" && exec {command}\n', encoding="utf-8")
     (folder / "repro.sh").chmod(0o755)
+
+
+def _finite(v: float) -> float | str:
+    return v if v != float("inf") else "inf"
 
 
 # --- comparisons -------------------------------------------------------------------------
@@ -379,28 +381,20 @@ class CellRunner:
             raise CheckSkipped(f"PyTorch {self.py.capabilities.version} cannot run this model on "
                                f"{cell.device}: {str(exc).splitlines()[0]}") from exc
         ts_out = ts.forward(x)
-        self._compare_outputs(py_out, ts_out, details, "PyTorch", "TorchSharp")
+        ref = self._reference_output(cell.case, x, d)
+        self._compare_outputs(py_out, ts_out, ref, details, "PyTorch", "TorchSharp")
 
-    def _compare_outputs(self, py_out: torch.Tensor, ts_out: torch.Tensor, details: dict[str, Any],
-                         a_name: str, b_name: str) -> None:
-        """Outputs agree bitwise, within FUNCTIONAL_TOLERANCE_ULP, or far below their scale."""
-        if py_out.dtype != ts_out.dtype or py_out.shape != ts_out.shape:
-            raise CheckFailed(f"output: {a_name} {py_out.dtype}{list(py_out.shape)}, "
-                              f"{b_name} {ts_out.dtype}{list(ts_out.shape)}", details)
-        bitwise = bitwise_equal(py_out, ts_out)
-        ulp = 0.0 if bitwise else max_ulp(py_out, ts_out)
-        # Outputs near zero have tiny ULPs: a difference far below the output's scale passes too.
-        a, b = py_out.double(), ts_out.double()
-        finite = torch.isfinite(a) & torch.isfinite(b)
-        abs_diff = float((a - b)[finite].abs().max()) if bool(finite.any()) else 0.0
-        scale = float(a[finite].abs().max()) if bool(finite.any()) else 0.0
-        details.update(bitwise=bitwise, max_ulp=ulp if ulp != float("inf") else "inf",
-                       tolerance_ulp=FUNCTIONAL_TOLERANCE_ULP, max_abs_diff=abs_diff, output_scale=scale)
-        same_non_finite = bool(torch.equal(torch.isnan(a), torch.isnan(b)))
-        if ulp > FUNCTIONAL_TOLERANCE_ULP and (abs_diff > scale * FUNCTIONAL_RELATIVE_TO_SCALE or not same_non_finite):
-            raise CheckFailed(f"outputs for the same input differ by {ulp:g} ULP (tolerance "
-                              f"{FUNCTIONAL_TOLERANCE_ULP}) and by {abs_diff:.3g} against an output scale of "
-                              f"{scale:.3g}", details)
+    def _reference_output(self, case: ModelCase, x: torch.Tensor, d: Path) -> torch.Tensor:
+        """The float64 reference for ``x`` from the state PyTorch holds (harness/reference.py)."""
+        self.py.snapshot(d / "reference_state.dat", None)
+        return reference.forward(case, trusted_codec.read_state_dict(d / "reference_state.dat"), x)
+
+    def _compare_outputs(self, py_out: torch.Tensor, ts_out: torch.Tensor, ref: torch.Tensor | None,
+                         details: dict[str, Any], a_name: str, b_name: str) -> None:
+        """Outputs agree with each other and each with the float64 reference (harness/bounds.py)."""
+        problem = bounds.compare_outputs(py_out, ts_out, ref, a_name, b_name, details)
+        if problem:
+            raise CheckFailed(problem, details)
 
     # --- partial loading: PyTorch strict=False next to TorchSharp load(strict: false) ----------
     def check_partial_load(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
@@ -530,7 +524,9 @@ class CellRunner:
     def check_jit_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
         py_out, ts_out = self._jit(cell, ts, d, details)
         details.pop("jit_state")
-        self._compare_outputs(py_out, ts_out, details, "PyTorch", "TorchSharp's ScriptModule")
+        assert isinstance(cell.case, ModelCase)  # only model cases get this check
+        ref = self._reference_output(cell.case, inputs.make_input(cell.case, cell.case.seed + 7), d)
+        self._compare_outputs(py_out, ts_out, ref, details, "PyTorch", "TorchSharp's ScriptModule")
 
     def check_jit_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
         py_out, _ = self._jit(cell, ts, d, details)
@@ -544,7 +540,8 @@ class CellRunner:
                               f"saved: {str(exc).splitlines()[0][:300]}", details) from exc
         _fail_if(compare_modules(script_state, state, "PyTorch's ScriptModule", "re-loaded script"),
                  "the script TorchSharp saved holds other state", details)
-        self._compare_outputs(py_out, back_out, details, "PyTorch", "TorchSharp-saved script")
+        ref = self._reference_output(cell.case, x, d)
+        self._compare_outputs(py_out, back_out, ref, details, "PyTorch", "TorchSharp-saved script")
 
     # --- single-tensor files (Tensor.Save / Tensor.Load) ---------------------------------
     def check_tensor_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
@@ -571,34 +568,68 @@ class CellRunner:
             raise CheckFailed(f"the codec read {back} from TorchSharp's file; TorchSharp held {got}", details)
 
     # --- semantic checks: both sides continue training and must agree -------------
-    def _continue_both(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
-        """Both sides hold the same state: take CONTINUE_STEPS steps on identical
-        gradients (every parameter gets one now), then compare parameters, buffers and
-        optimizer state value by value: bitwise, else within the optimizer's tolerance."""
+    def _continue_both(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any],
+                       start: tuple[Path, Path]) -> None:
+        """Both sides hold the same state (``start``: the files of the side that made it):
+        take CONTINUE_STEPS steps on identical gradients (every parameter gets one now), the
+        float64 reference (harness/reference.py) too. After each step both sides' parameters,
+        buffers and optimizer state are compared with each other (bitwise, else within the
+        optimizer's tolerance) and with the reference; the record per step shows where a
+        side leaves the reference."""
         assert isinstance(cell.case, OptimizerCase)  # only optimizer cases get these checks
         case, mc = cell.case, cell.case.model_case
+        ref = reference.start_state(trusted_codec.read_state_dict(start[0]), trusted_codec.read_optimizer(start[1]),
+                                    [list(g["params"]) for g in case.optimizer["groups"]])
         params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)
+        per_step: list[dict[str, Any]] = []
+        sides: dict[str, semantics.ReferenceDistance] = {}
+        verdict = semantics.Verdict(0.0)
+        first_off: dict[str, int] = {}
         for k in range(CONTINUE_STEPS):
             grads = torch_build.make_gradients(params, mc.seed, 100 + case.steps + k)
             self.py.step(grads)
             ts.step(grads)
-        ts.snapshot(d / "ts_continued_module.dat", d / "ts_continued_optimizer.dat")
-        self.py.snapshot(d / "py_continued_module.dat", d / "py_continued_optimizer.dat")
-        ts_module = trusted_codec.read_state_dict(d / "ts_continued_module.dat")
-        ts_record = trusted_codec.read_optimizer(d / "ts_continued_optimizer.dat")
-        py_module = trusted_codec.read_state_dict(d / "py_continued_module.dat")
-        py_record = trusted_codec.read_optimizer(d / "py_continued_optimizer.dat")
-        verdict = semantics.compare_continued(case.optimizer_type, py_module, ts_module, py_record, ts_record,
-                                             cell.pytorch)
+            reference.optimizer_steps(case.optimizer_type, ref, [grads])
+            ts.snapshot(d / "ts_continued_module.dat", d / "ts_continued_optimizer.dat")
+            self.py.snapshot(d / "py_continued_module.dat", d / "py_continued_optimizer.dat")
+            held = {"PyTorch": (trusted_codec.read_state_dict(d / "py_continued_module.dat"),
+                                trusted_codec.read_optimizer(d / "py_continued_optimizer.dat")),
+                    "TorchSharp": (trusted_codec.read_state_dict(d / "ts_continued_module.dat"),
+                                   trusted_codec.read_optimizer(d / "ts_continued_optimizer.dat"))}
+            verdict = semantics.compare_continued(case.optimizer_type, *held["PyTorch"][:1], held["TorchSharp"][0],
+                                                  held["PyTorch"][1], held["TorchSharp"][1], cell.pytorch)
+            sides = {side: semantics.reference_distance(m, r, ref)
+                     for side, (m, r) in held.items()}
+            step_no = ref.states[0].get("step") if ref.states else None
+            label = step_no if isinstance(step_no, int) else case.steps + k + 1
+            for side, dist in sides.items():
+                if not dist.ok:
+                    first_off.setdefault(side, label)
+            per_step.append({"step": label, "between_ulp": _finite(verdict.max_ulp),
+                             **{f"{side}_from_reference_eps": _finite(dist.max_eps) for side, dist in sides.items()},
+                             **{f"{side}_off_reference": not dist.ok for side, dist in sides.items()}})
         details.update(verdict.details())
-        _fail_if(verdict.problems, f"after {CONTINUE_STEPS} more steps on identical gradients PyTorch and "
-                 f"TorchSharp disagree (max {verdict.max_ulp:g} ULP, tolerance {verdict.tolerance:g})", details)
+        details["per_step"] = per_step
+        details["reference"] = {side: dist.to_json() for side, dist in sides.items()}
+        problems = []
+        for side, dist in sides.items():
+            if not dist.ok:
+                others = ", ".join(f"{o} {x.max_eps:.3g}" for o, x in sides.items() if o != side)
+                before = [s["step"] for s in per_step if s["step"] != first_off[side]
+                          and not s[f"{side}_off_reference"]]
+                problems.append(f"{side} is wrong: {dist.summary()} from the float64 reference (bound "
+                                f"{dist.tolerance:g}; {others}); off the reference from step {first_off[side]}"
+                                + (f", within it at step(s) {before}" if before else ""))
+        problems += verdict.problems
+        _fail_if(problems, f"after {CONTINUE_STEPS} more steps on identical gradients (max {verdict.max_ulp:g} ULP "
+                 f"apart, tolerance {verdict.tolerance:g})", details)
 
     def check_continue_py2ts(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
         # No digest comparison here: this check must stand on its own (a state that loads
         # and round-trips but means something else is caught by continuing, not by digests).
         self._py_to_ts(cell, ts, d, details, compare=False)
-        self._continue_both(cell, ts, d, details)
+        self.py.snapshot(d / "start_module.dat", d / "start_optimizer.dat")
+        self._continue_both(cell, ts, d, details, (d / "start_module.dat", d / "start_optimizer.dat"))
 
     def check_continue_ts2py(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
         case = cell.case
@@ -613,7 +644,7 @@ class CellRunner:
         self.py.build(case, cell.device)
         self.py.load_module(d / "ts_module.dat")
         self.py.load_optimizer(d / "ts_optimizer.dat")
-        self._continue_both(cell, ts, d, details)
+        self._continue_both(cell, ts, d, details, (d / "ts_module.dat", d / "ts_optimizer.dat"))
 
     # --- classification ------------------------------------------------------------
     def _cell_dir(self, cell: Cell) -> Path:
@@ -674,7 +705,12 @@ class CellRunner:
             result.details["harness_error"] = True
             result.details["traceback"] = traceback.format_exc()[-3000:]
         result.duration_s = round(time.monotonic() - start, 3)
-        result = self.expected.apply(result)
+        machines = {"pytorch": getattr(getattr(self.py, "capabilities", None), "machine", None),
+                    "torchsharp": getattr(getattr(ts, "capabilities", None), "machine", None)}
+        features = features_of(machines)
+        if self.expected.matching(cell.id) and any(e.when for e in self.expected.matching(cell.id)):
+            result.details["machine_features"] = sorted(f for f in features if not f.startswith("cpu."))
+        result = self.expected.apply(result, features)
         if d is not None:
             if result.outcome == "pass" and not self.keep_passing:
                 shutil.rmtree(d, ignore_errors=True)

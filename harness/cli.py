@@ -33,7 +33,7 @@ from harness.drivers.torchsharp import (
     build_worker,
     default_versions,
 )
-from harness.outcomes import ExpectedFailures
+from harness.expectations import ExpectedFailures
 from harness.diff import main_diff
 from harness.report import Run, html, json_report, junit, markdown
 

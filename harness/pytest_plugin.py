@@ -16,7 +16,8 @@ import pytest
 
 from harness.cases import load_catalogue
 from harness.cells import CHECKS, DEVICES, Cell, CellRunner, make_cells
-from harness.outcomes import CellResult, ExpectedFailures
+from harness.expectations import ExpectedFailures
+from harness.outcomes import CellResult
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

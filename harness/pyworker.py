@@ -51,7 +51,8 @@ class Server:
             return {"protocol": 1, "implementation": c.name, "version": c.version, "devices": sorted(c.devices),
                     "optimizers": sorted(c.optimizers), "modules": sorted(c.modules),
                     "can_read_optimizer": c.can_read_optimizer, "can_read_tensor": c.can_read_tensor,
-                    "provenance": dict(c.provenance)}
+                    "provenance": dict(c.provenance),
+                    "machine": c.machine.to_json() if c.machine else None}
         if op == "build":
             d.build(self._case(r["case"]), r["device"])
         elif op == "load_module":

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from harness.bounds import eps_of
 from harness.ulp import bitwise_equal, max_ulp, scalar_ulp
 
 # Max ULP distance tolerated after CONTINUE_STEPS steps, per optimizer. Measured against
@@ -117,3 +118,86 @@ def compare_continued(optimizer_type: str, py_module: Mapping[str, torch.Tensor]
                 v.value(f"{what}[{i}].{k}", a.get(k), b.get(k), exact,
                         float32=(py_record.class_name, k) in FLOAT32_SCALARS)
     return v
+
+
+# Each side against the float64 reference after the continued steps (harness/reference.py):
+# per tensor, the largest |side - reference| (reference rounded to the side's dtype) in eps of
+# that dtype times the tensor's scale (its largest |reference| value). ULPs are the wrong unit
+# here: an exp_avg or a parameter that passes near zero has tiny ULPs, and float32 rounding
+# of its inputs alone puts it hundreds of ULP from the exact value. Measured worst cases in
+# docs/semantics.md ("Bounds").
+REFERENCE_TOLERANCE_EPS = 16.0
+
+
+@dataclass
+class ReferenceDistance:
+    """One side's state against the reference: eps-of-scale per tensor, exact mismatches."""
+
+    tolerance: float
+    eps: dict[str, float] = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def max_eps(self) -> float:
+        return max(self.eps.values(), default=0.0)
+
+    @property
+    def worst(self) -> str:
+        return max(self.eps, key=lambda k: self.eps[k]) if self.eps else "-"
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and self.max_eps <= self.tolerance
+
+    def summary(self) -> str:
+        parts = [f"{self.max_eps:.3g} eps of scale at {self.worst}"] if self.eps else []
+        return "; ".join(parts + self.mismatches[:3])
+
+    def to_json(self) -> dict[str, Any]:
+        worst = sorted(self.eps.items(), key=lambda kv: -kv[1])[:6]
+        return {"max_eps_of_scale": self.max_eps if math.isfinite(self.max_eps) else "inf", "worst": self.worst,
+                "tolerance_eps_of_scale": self.tolerance, "mismatches": self.mismatches, "within": self.ok,
+                "largest": {k: (v if math.isfinite(v) else "inf") for k, v in worst}}
+
+
+def eps_of_scale(side: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |side - ref| over (eps of side's dtype x max |ref|), ref rounded to side's dtype;
+    NaN/infinity where the other has none: infinite. An all-zero reference: the scale is 1."""
+    rounded = ref.to(side.dtype).to(torch.float64)
+    s = side.detach().to(torch.float64)
+    if s.numel() == 0:
+        return 0.0
+    if not torch.equal(torch.isfinite(s), torch.isfinite(rounded)):
+        return math.inf
+    finite = torch.isfinite(s)
+    if not bool(finite.any()):
+        return 0.0
+    scale = float(rounded[finite].abs().max()) or 1.0
+    return float((s - rounded)[finite].abs().max()) / (eps_of(side.dtype) * scale)
+
+
+def reference_distance(module: Mapping[str, torch.Tensor], record: Any, ref: Any) -> ReferenceDistance:
+    """A side's module and optimizer record against a :class:`harness.reference.OptimizerState`."""
+    out = ReferenceDistance(REFERENCE_TOLERANCE_EPS)
+    for name, value in ref.params.items():
+        if name not in module:
+            out.mismatches.append(f"module[{name!r}] absent")
+            continue
+        out.eps[f"module[{name!r}]"] = eps_of_scale(module[name], value)
+    for j, (want, have) in enumerate(zip(ref.states, record.states)):
+        for k, v in want.items():
+            where, got = f"state[{j}].{k}", have.get(k)
+            if isinstance(v, torch.Tensor) and isinstance(got, torch.Tensor):
+                out.eps[where] = eps_of_scale(got, v)
+            elif isinstance(v, int) and not isinstance(v, bool):
+                if got != v:
+                    out.mismatches.append(f"{where} is {got!r}, the reference {v!r}")
+            elif isinstance(v, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+                as32 = (record.class_name, k) in FLOAT32_SCALARS
+                out.eps[where + (" (as float32)" if as32 else "")] = eps_of_scale(
+                    torch.tensor([float(got)], dtype=torch.float32 if as32 else torch.float64),
+                    torch.tensor([v], dtype=torch.float64))
+            elif (v is None) != (got is None):
+                out.mismatches.append(f"{where}: {'absent' if got is None else 'present'}, the reference "
+                                      f"{'absent' if v is None else 'present'}")
+    return out

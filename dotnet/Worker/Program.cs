@@ -190,6 +190,8 @@ public sealed class Session
             ["runtime"] = RuntimeInformation.FrameworkDescription,
             ["os"] = RuntimeInformation.OSDescription,
             ["cuda"] = cuda.is_available(),
+            ["threads"] = torch.get_num_threads(),
+            ["onednn_max_cpu_isa"] = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA"),
             ["optimizers"] = Strings(Optimizers.Supported),
             ["modules"] = Strings(ModuleBuilder.Factories.Keys),
         };

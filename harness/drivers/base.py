@@ -17,6 +17,7 @@ import torch
 
 from harness.cases import Case, ModelCase, OptimizerCase
 from harness.digest import TensorDigest
+from harness.machine import Machine
 
 # An optimizer's state as TorchSharp holds it, in FORMAT.md's field names:
 # f64 values as 16-hex-digit bit strings, ints, bools, tensors as TensorDigest or None.
@@ -60,6 +61,7 @@ class Capabilities:
     can_read_optimizer: bool = True   # PyTorch side: the codec under test reads optimizer files
     can_read_tensor: bool = True      # PyTorch side: the codec under test reads single-tensor files
     provenance: Mapping[str, str] = field(default_factory=dict)
+    machine: Machine | None = None  # what the implementation's process runs on (kernel choice)
 
 
 class Driver(ABC):

@@ -19,6 +19,7 @@ from harness.codecs import CodecUnderTest
 from harness.digest import module_digest
 from harness import codec as trusted_codec  # snapshots only; files under test go through self.codec
 from harness.digest import TensorDigest
+from harness.machine import probe
 from harness.drivers.base import Capabilities, Digest, PythonDriver, model_case_of
 from harness.oracle import expected_digest
 
@@ -32,12 +33,15 @@ class PyTorchDriver(PythonDriver):
         self.scheduler: Any = None
         version = torch.__version__.split("+")[0]
         devices = {"cpu"} | ({"cuda"} if torch.cuda.is_available() else set())
+        machine = probe(threads=torch.get_num_threads())
         self.capabilities = Capabilities(
             name="PyTorch", version=version, devices=frozenset(devices),
             optimizers=frozenset(torch_build.OPTIMIZERS), modules=frozenset(torch_build.MODULES),
             can_read_optimizer=codec.can_read_optimizer, can_read_tensor=codec.can_read_tensor,
             provenance={"torch": torch.__version__, "numpy": numpy.__version__,
-                        "python": platform.python_version(), "codec": f"{codec.name} {codec.version()}"},
+                        "python": platform.python_version(), "codec": f"{codec.name} {codec.version()}",
+                        **{f"PyTorch {version} {k}": v for k, v in machine.describe().items()}},
+            machine=machine,
         )
 
     def _model(self) -> torch.nn.Module:

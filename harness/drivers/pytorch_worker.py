@@ -20,6 +20,7 @@ from harness import codec as trusted_codec  # plumbing: tensors travel as files
 from harness.cases import CORPUS_DIR, Case
 from harness.codecs import CodecFailure
 from harness.digest import TensorDigest
+from harness.machine import Machine
 from harness.drivers.base import Capabilities, Digest, OptimizerDigest, PythonDriver
 from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError, WorkerRuntimeError
 
@@ -58,7 +59,8 @@ class PyTorchWorkerDriver(PythonDriver):
             name="PyTorch", version=str(hello["version"]), devices=frozenset(hello["devices"]),
             optimizers=frozenset(hello["optimizers"]), modules=frozenset(hello["modules"]),
             can_read_optimizer=bool(hello["can_read_optimizer"]), can_read_tensor=bool(hello["can_read_tensor"]),
-            provenance={f"{k} (PyTorch {hello['version']} worker)": str(v) for k, v in hello["provenance"].items()})
+            provenance={f"{k} (PyTorch {hello['version']} worker)": str(v) for k, v in hello["provenance"].items()},
+            machine=Machine.from_json(hello["machine"]) if hello.get("machine") else None)
 
     def ensure_alive(self) -> None:
         if not self._transport.alive:

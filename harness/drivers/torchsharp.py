@@ -21,6 +21,7 @@ import torch
 from harness import codec as trusted_codec  # plumbing only: gradient files for `step`
 from harness.cases import Case, OptimizerCase
 from harness.digest import TensorDigest
+from harness.machine import probe
 from harness.drivers.base import Capabilities, Digest, Driver, OptimizerDigest, model_case_of
 from harness.drivers.protocol import (
     ProcessFailed,
@@ -115,8 +116,10 @@ def build_worker(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
 
 
 class TorchSharpDriver(Driver):
-    def __init__(self, version: str = DEFAULT_VERSION, workdir: Path | None = None, timeout: float = 120.0):
+    def __init__(self, version: str = DEFAULT_VERSION, workdir: Path | None = None, timeout: float = 120.0,
+                 env: Mapping[str, str] | None = None):
         self.version = version
+        self.env = dict(env or {})  # extra environment of the worker process (e.g. ONEDNN_MAX_CPU_ISA)
         self.timeout = timeout
         self.workdir = Path(workdir or (BUILD_ROOT.parent / "tmp"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -134,11 +137,14 @@ class TorchSharpDriver(Driver):
 
     def start(self) -> None:
         try:
-            self._transport = SubprocessTransport(self.argv, env={"DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
+            self._transport = SubprocessTransport(self.argv, env={"DOTNET_CLI_TELEMETRY_OPTOUT": "1", **self.env})
             self._client = WorkerClient(self._transport, self.timeout)
             self.hello = self._client.call("hello", timeout=120)
         except (OSError, WorkerError) as exc:
             raise WorkerUnavailable(f"TorchSharp {self.version} worker did not start: {exc}") from exc
+        threads = self.hello.get("threads")
+        cap = self.hello.get("onednn_max_cpu_isa")  # as the worker process itself sees it
+        machine = probe({"ONEDNN_MAX_CPU_ISA": str(cap)} if cap else {}, threads=threads if isinstance(threads, int) else None)
         self.capabilities = Capabilities(
             name="TorchSharp", version=str(self.hello.get("version", self.version)),
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
@@ -147,7 +153,9 @@ class TorchSharpDriver(Driver):
             provenance={"TorchSharp": str(self.hello.get("version", self.version)),
                         "libtorch": str(self.hello.get("libtorch", "?")),
                         "dotnet": str(self.hello.get("runtime", "?")),
-                        "worker_os": str(self.hello.get("os", "?"))},
+                        "worker_os": str(self.hello.get("os", "?")),
+                        **{f"TorchSharp {self.version} {k}": v for k, v in machine.describe().items()}},
+            machine=machine,
         )
 
     @property
