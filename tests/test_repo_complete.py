@@ -62,7 +62,7 @@ def test_no_tracked_file_names_the_outside_reference_sheets() -> None:
 
 def test_the_outside_pattern_catches_what_it_should() -> None:
     up, work = b"../" + b"shared", b"/work/" + b"shared"  # split: this file is scanned too
-    for bad in [b"see " + up + b"/FORMAT.md", work + b"/corpus", b"`" + up + b"`", work]:
+    for bad in [b"see " + up + b"/FORMAT" + b".md", work + b"/corpus", b"`" + up + b"`", work]:
         assert OUTSIDE.search(bad), bad
     assert OUTSIDE.search(b"shared/" + b"corpus/torch-2.13")
     for bad in [b"FORMAT" + b".md's table", b"see `MACHINE" + b".md`"]:
