@@ -34,7 +34,7 @@ ITEMSIZE = {"uint8": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "float16"
             "complex64": 8, "complex128": 16, "bool": 1, "bfloat16": 2}
 
 
-# --- tiny TorchSharp .dat codec (FORMAT.md) ---------------------------------------------
+# --- tiny TorchSharp .dat codec (docs/format.md) ---------------------------------------
 def uleb(n: int) -> bytes:
     out = bytearray()
     while True:

@@ -9,15 +9,14 @@ gradient (``no_grad``: PyTorch then creates no state for them).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
-# Files made elsewhere (e.g. by a newer PyTorch): ../shared/corpus beside the checkout.
-CORPUS_DIR = Path(os.environ.get("HARNESS_CORPUS", CASES_DIR.parent.parent / "shared" / "corpus"))
+# Files made elsewhere (e.g. by a newer PyTorch), kept in the repository: cases/corpus/README.md.
+CORPUS_DIR = CASES_DIR / "corpus"
 
 
 class CaseError(ValueError):
@@ -57,7 +56,7 @@ class OptimizerCase:
     steps: int = 2
     no_grad: tuple[str, ...] = ()
     scheduler: Mapping[str, Any] | None = None  # PyTorch-side only, while the state is made
-    state_from: str | None = None  # a torch.save file under the shared corpus holding {"model", "optimizer"}
+    state_from: str | None = None  # a torch.save file under cases/corpus/ holding {"model", "optimizer"}
     features: tuple[str, ...] = ()
     description: str = ""
     source: str = ""
@@ -162,8 +161,21 @@ def _parse_view(data: Any, where: str) -> tuple[str, str, int, int, int]:
     return name, of, dim, start, length
 
 
+def _corpus_file(value: Any, corpus: Path, where: str) -> str | None:
+    """``state_from``: a path relative to the corpus folder naming a file that is there. The
+    corpus is part of the repository, so a missing file is an error, never a skipped cell."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or Path(value).is_absolute() or ".." in Path(value).parts:
+        raise CaseError(f"{where}: field 'state_from' must be a path relative to {corpus}, got {value!r}")
+    if not (corpus / value).is_file():
+        raise CaseError(f"{where}: field 'state_from' names {corpus / value}, which does not exist "
+                        "(the corpus is part of the repository: cases/corpus/README.md)")
+    return value
+
+
 def parse_optimizer_case(data: Mapping[str, Any], models: Mapping[str, ModelCase],
-                         where: str = "<optimizer case>") -> OptimizerCase:
+                         where: str = "<optimizer case>", corpus: Path = CORPUS_DIR) -> OptimizerCase:
     model_ref = data.get("model")
     if isinstance(model_ref, str):
         if model_ref not in models:
@@ -188,7 +200,7 @@ def parse_optimizer_case(data: Mapping[str, Any], models: Mapping[str, ModelCase
         steps=int(data.get("steps", 2)),
         no_grad=tuple(data.get("no_grad", ())),
         scheduler=data.get("scheduler"),
-        state_from=data.get("state_from"),
+        state_from=_corpus_file(data.get("state_from"), corpus, where),
         features=tuple(data.get("features", ())),
         description=str(data.get("description", "")),
         source=where,

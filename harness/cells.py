@@ -280,7 +280,7 @@ class CellRunner:
         if isinstance(case, OptimizerCase) and case.state_from:
             path = CORPUS_DIR / case.state_from
             if not path.exists():
-                raise CheckSkipped(f"corpus file {path} is not here (set HARNESS_CORPUS)")
+                raise CheckFailed(f"corpus file {path} is missing (cases/corpus/ is part of the repository)")
             self.py.load_saved_state(path)
         elif isinstance(case, OptimizerCase):
             params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)

@@ -1,7 +1,7 @@
 """The codec under test: ours (``harness.codec``), a codec release, or upstream's scripts.
 
-A codec is anything exposing upstream's entry points (FORMAT.md "Upstream's Python entry
-points"): ``save_state_dict(state_dict, f)``, ``load_state_dict(f)`` and ``save_<optim>(optim,
+A codec is anything exposing upstream's entry points (docs/format.md "Upstream's Python
+helpers"): ``save_state_dict(state_dict, f)``, ``load_state_dict(f)`` and ``save_<optim>(optim,
 f)``, either at the top level of a module/package or in ``exportsd``/``importsd``
 submodules. ``--codec`` takes ``ours``, an importable module name, a ``.py`` file, or a
 folder holding ``exportsd.py``/``importsd.py`` (upstream's layout) or a package.

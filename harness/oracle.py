@@ -1,7 +1,7 @@
 """What TorchSharp must hold after loading a PyTorch optimizer's state.
 
 The oracle is written independently of the codec (it shares no code with
-``harness.codec``): it reads a live ``torch.optim`` optimizer and states, in FORMAT.md's
+``harness.codec``): it reads a live ``torch.optim`` optimizer and states, in docs/format.md's
 field names, every option and every per-parameter state TorchSharp must end up with. The
 TorchSharp worker reports the same structure from its own objects; the two are compared.
 

@@ -27,7 +27,7 @@ log "debootstrap trixie into $ROOTFS (about 25 s)"
 $SUDO debootstrap --variant=minbase trixie "$ROOTFS" "$mirror" >/dev/null
 log "installing python3-torch 2.6 inside (about 40 s)"
 $SUDO chroot "$ROOTFS" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-torch python3-numpy >/dev/null && apt-get clean'
-mkdir -p "$ROOTFS/mnt/x" "$ROOTFS/mnt/shared"
+mkdir -p "$ROOTFS/mnt/x"
 $SUDO chroot "$ROOTFS" python3 -c 'import torch, numpy; print(torch.__version__, numpy.__version__)' >&2
 touch "$MARKER"
 log "ready"

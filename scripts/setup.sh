@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time, idempotent machine set-up for the conformance harness.
 #
-# Everything a fresh Debian 12 machine lacks (see ../shared/MACHINE.md):
+# Everything a fresh Debian 12 machine lacks (why each step: docs/setup.md):
 #   1. Debian 13's libstdc++6 (TorchSharp 0.107's native library needs GLIBCXX_3.4.32),
 #      with trixie pinned low so nothing else moves.  Must come before step 2.
 #   2. Debian's python3-torch, numpy, pytest, hypothesis and tox (PyPI is unreachable).
@@ -46,7 +46,7 @@ bookworm_mirror() {
             | awk '{print $2; exit}')
   fi
   if [ -z "$uri" ]; then
-    log "cannot find the bookworm mirror in /etc/apt/sources.list(.d): set up trixie's libstdc++6 by hand (../shared/MACHINE.md)"
+    log "cannot find the bookworm mirror in /etc/apt/sources.list(.d): set up trixie's libstdc++6 by hand (docs/setup.md)"
     exit 1
   fi
   printf '%s' "$uri"

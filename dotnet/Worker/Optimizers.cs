@@ -1,6 +1,6 @@
 // Optimizer specs (docs/protocol.md "Case specs") -> TorchSharp optimizers, and the optimizer
 // digest. Per-optimizer knowledge is one table row: the TorchSharp class, the option and
-// state field names in FORMAT.md's order, PyTorch's defaults, and the PyTorch kwargs
+// state field names in docs/format.md's order, PyTorch's defaults, and the PyTorch kwargs
 // TorchSharp has no field for. Fields are read and written by name (TorchSharp's Options
 // and State classes expose them as public fields with these exact names).
 using System.Collections;
@@ -15,8 +15,8 @@ namespace Worker;
 
 public sealed record OptKind(
     Type Type,                                  // TorchSharp class; its Name is the file's class name
-    string[] Options,                           // option fields after initial_lr, lr (FORMAT.md order)
-    string[] States,                            // per-parameter state fields (FORMAT.md order)
+    string[] Options,                           // option fields after initial_lr, lr (docs/format.md order)
+    string[] States,                            // per-parameter state fields (docs/format.md order)
     Dictionary<string, object?> TorchDefaults,  // PyTorch kwargs and their defaults
     string[] TorchOnly);                        // PyTorch kwargs with no TorchSharp field: only null/false accepted
 

@@ -1,7 +1,7 @@
 """TorchSharp ``.dat`` codec: module state, optimizer state and single tensors, both ways.
 
 Self-contained (imports nothing else of the harness: stdlib, numpy, torch only). Byte
-layouts: FORMAT.md; policies: README.md beside this file. ``source``/``dest`` are a path
+layouts: docs/format.md; policies: README.md beside this file. ``source``/``dest`` are a path
 (written atomically) or a binary file object (read/written as given).
 
 Ours:      read_tensor(source, *, mmap=False) / write_tensor(dest, tensor)

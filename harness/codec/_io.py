@@ -1,4 +1,4 @@
-"""Primitives (FORMAT.md "Primitives") over binary streams, with byte-offset bookkeeping.
+"""Primitives (docs/format.md section 1) over binary streams, with byte-offset bookkeeping.
 
 Each primitive is a reader/writer pair side by side: ``read_x(r, field)`` reads from a
 :class:`Reader` and ``write_x(value)`` returns the bytes; each names its inverse.

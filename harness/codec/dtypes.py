@@ -1,4 +1,4 @@
-"""TorchSharp's dtype codes (libtorch's c10 ScalarType numbers), FORMAT.md's table."""
+"""TorchSharp's dtype codes (libtorch's c10 ScalarType numbers), docs/format.md section 2.1."""
 from __future__ import annotations
 
 import torch

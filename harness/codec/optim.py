@@ -1,6 +1,6 @@
 """Optimizer state files (``optimizer.save_state_dict`` / ``load_state_dict``).
 
-Layout (FORMAT.md)::
+Layout (docs/format.md)::
 
     str class name; uleb group count; uleb state count;
     per group: f64 initial_lr, f64 lr, then the class's options;
@@ -58,11 +58,11 @@ Init = Callable[[ParamSpec, Mapping[str, Value]], Value]  # (param, record group
 
 @dataclass(eq=False)
 class OptimizerRecord:
-    """An optimizer file's content in FORMAT.md's names.
+    """An optimizer file's content in docs/format.md's names.
 
     ``class_name``: TorchSharp's exact class name ("SGD", ..., "RMSProp", ...).
     ``groups[i]``: ``initial_lr``, ``lr``, then the class's options in file order.
-    ``states[j]``: one dict per parameter in group order, FORMAT.md's field names in file
+    ``states[j]``: one dict per parameter in group order, docs/format.md's field names in file
     order (``step`` an int, f64 fields floats, conditional tensors ``None`` when absent).
     ``param_counts``: parameters per group when known (from PyTorch); the file stores only
     the total, so a record read from a file has ``None``.
@@ -81,7 +81,7 @@ class OptimizerRecord:
 
 @dataclass(frozen=True)
 class Opt:
-    name: str            # TorchSharp / FORMAT.md name
+    name: str            # TorchSharp / docs/format.md name
     kind: str            # "f64" | "bool"
     torch_key: str       # PyTorch param-group key
     index: int | None = None   # element of a tuple-valued key (betas, etas, step_sizes)
@@ -90,7 +90,7 @@ class Opt:
 
 @dataclass(frozen=True)
 class St:
-    name: str            # FORMAT.md state field name (also PyTorch's state key)
+    name: str            # docs/format.md state field name (also PyTorch's state key)
     kind: str            # "i64" | "f64" | "tensor" | "cond"
     init: Init           # value of a lazily created state (None for a cond: absent)
 

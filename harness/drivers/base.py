@@ -19,7 +19,7 @@ from harness.cases import Case, ModelCase, OptimizerCase
 from harness.digest import TensorDigest
 from harness.machine import Machine
 
-# An optimizer's state as TorchSharp holds it, in FORMAT.md's field names:
+# An optimizer's state as TorchSharp holds it, in docs/format.md's field names:
 # f64 values as 16-hex-digit bit strings, ints, bools, tensors as TensorDigest or None.
 Value = str | int | bool | TensorDigest | None
 

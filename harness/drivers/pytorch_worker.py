@@ -3,8 +3,8 @@
 The same interface as the in-process :class:`harness.drivers.pytorch.PyTorchDriver`, so
 the cells run unchanged against another PyTorch. :class:`ChrootPyTorch` starts Debian 13's
 PyTorch 2.6 in the root made by scripts/setup-pytorch26.sh: ``unshare`` gives it private
-mounts (/proc, the checkout at /mnt/x, ../shared at /mnt/shared) that vanish with it.
-Host paths under the checkout or ../shared are translated to those mount points.
+mounts (/proc, the checkout at /mnt/x) that vanish with it. Host paths under the
+checkout (the corpus in cases/corpus/ included) are translated to that mount point.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from harness import codec as trusted_codec  # plumbing: tensors travel as files
-from harness.cases import CORPUS_DIR, Case
+from harness.cases import Case
 from harness.codecs import CodecFailure
 from harness.digest import TensorDigest
 from harness.machine import Machine
@@ -184,15 +184,13 @@ def chroot_pytorch(workdir: Path, codec_spec: str, codec_name: str, rootfs: Path
     """Debian 13's PyTorch 2.6 in the root scripts/setup-pytorch26.sh made."""
     if not (rootfs / ".harness-ready").exists():
         raise PyTorchUnavailable(f"no PyTorch 2.6 root at {rootfs} (scripts/setup-pytorch26.sh makes it)")
-    shared = CORPUS_DIR.parent
     spec = codec_spec
     if Path(codec_spec).exists() and Path(codec_spec).resolve().is_relative_to(ROOT):
         spec = str(Path("/mnt/x") / Path(codec_spec).resolve().relative_to(ROOT))
     r, q = str(rootfs), shlex.quote
-    inner = f"cd /mnt/x && exec env HARNESS_CORPUS=/mnt/shared/corpus PYTHONPATH=/mnt/x python3 -m harness.pyworker --codec {q(spec)}"
+    inner = f"cd /mnt/x && exec env PYTHONPATH=/mnt/x python3 -m harness.pyworker --codec {q(spec)}"
     script = (f"mount -t proc proc {q(r)}/proc && mount --bind {q(str(ROOT))} {q(r)}/mnt/x && "
-              + (f"mount --bind {q(str(shared))} {q(r)}/mnt/shared && " if shared.exists() else "")
-              + f"exec chroot {q(r)} sh -c {q(inner)}")
+              f"exec chroot {q(r)} sh -c {q(inner)}")
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-    path_map = {ROOT: "/mnt/x", **({shared.resolve(): "/mnt/shared"} if shared.exists() else {})}
+    path_map = {ROOT: "/mnt/x"}
     return PyTorchWorkerDriver(argv, path_map, workdir, codec_name)

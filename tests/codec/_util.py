@@ -1,13 +1,13 @@
-"""Helpers shared by the codec tests: byte-exact tensor comparison, FORMAT.md bytes built by
+"""Helpers shared by the codec tests: byte-exact tensor comparison, docs/format.md bytes built by
 hand (independent of the codec), a non-seekable stream, the corpus location."""
 from __future__ import annotations
 
 import io
-import os
 import struct
-from pathlib import Path
 
 import torch
+
+from harness.cases import CORPUS_DIR
 
 QUANTIZED = {torch.qint8: torch.int8, torch.quint8: torch.uint8, torch.qint32: torch.int32}
 
@@ -29,7 +29,7 @@ def assert_same_tensor(a: torch.Tensor, b: torch.Tensor, what: str = "tensor") -
     assert raw_bytes(a) == raw_bytes(b), f"{what}: bytes differ"
 
 
-# --- FORMAT.md bytes built by hand (independent of the codec) ---------------------------------
+# --- docs/format.md bytes built by hand (independent of the codec) ---------------------------------
 def uleb(v: int) -> bytes:
     out = bytearray()
     while True:
@@ -80,5 +80,5 @@ class NonSeekable(io.RawIOBase):
         return self._buf.readinto(b)
 
 
-CORPUS = Path(os.environ.get("HARNESS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
+CORPUS = CORPUS_DIR  # cases/corpus/ (part of the repository)
 

@@ -1,4 +1,4 @@
-"""The ../shared corpus (saved by PyTorch 2.13; read-only): every file holding module or
+"""The corpus in cases/corpus/torch-2.13/ (saved by PyTorch 2.13; never regenerated): every file holding module or
 optimizer state exports without error (LBFGS: UnsupportedOptimizerError), round trips
 bitwise, and the optimizer records load into this PyTorch's optimizers."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ from harness import codec
 from tests.codec._util import CORPUS, assert_same_tensor
 
 _DIR = CORPUS / "torch-2.13"
-NAMES = sorted(json.loads((_DIR / "manifest.json").read_text())["files"]) if (_DIR / "manifest.json").exists() \
-    else ["(corpus missing)"]
+# No fallback: the corpus is part of the repository, so a missing manifest fails collection.
+NAMES = sorted(json.loads((_DIR / "manifest.json").read_text(encoding="utf-8"))["files"])
 TS_TO_TORCH = {"RMSProp": "RMSprop"}
 
 

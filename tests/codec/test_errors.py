@@ -1,5 +1,5 @@
 """Every typed error: its type, the field it names and the absolute byte offset where that
-field starts. Files are built by hand from FORMAT.md (tests/codec/_util.py)."""
+field starts. Files are built by hand from docs/format.md (tests/codec/_util.py)."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""Byte-level golden tests: the writer's output equals bytes built by hand from FORMAT.md."""
+"""Byte-level golden tests: the writer's output equals bytes built by hand from docs/format.md."""
 from __future__ import annotations
 
 import io

@@ -1,7 +1,7 @@
 """Mutant codecs (deliberately broken FAKES of a codec release) for the red-cell tests.
 
 Each wraps our codec and damages exactly one thing, so a test can show the matching cell
-turns red against real TorchSharp. They know a little of the byte layout (FORMAT.md) only
+turns red against real TorchSharp. They know a little of the byte layout (docs/format.md) only
 to place their one fault.
 """
 from __future__ import annotations

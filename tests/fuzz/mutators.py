@@ -8,7 +8,7 @@ Shared by ``tests/fuzz/test_hostile_input.py`` (seeded, bounded, CI) and
   a single-tensor file, and optimizer files of small real ``torch.optim`` optimizers after
   one step (Adam with amsgrad, SGD with momentum, RMSprop centered with momentum, ASGD).
   Each seed also carries its *field map*: where every uleb, bool, f64/i64 and data field
-  lies, found by :class:`_Walk`, an independent walker written from FORMAT.md (not the
+  lies, found by :class:`_Walk`, an independent walker written from docs/format.md (not the
   codec's code), so the structured mutators hit real length/count/dtype fields.
 * :data:`MUTATORS`: ``name -> f(data, rng, fields) -> bytes``. Random-position ones
   (truncate, flip_bit, overwrite_byte, delete_range, insert_bytes, duplicate_range,
@@ -45,7 +45,7 @@ import torch
 
 from harness import codec
 
-# --- the format, from FORMAT.md (independent of the codec's own tables) -----------------------
+# --- the format, from docs/format.md (independent of the codec's own tables) ----------------
 ITEMSIZE = {0: 1, 1: 1, 2: 2, 3: 4, 4: 8, 5: 2, 6: 4, 7: 8, 9: 8, 10: 16, 11: 1, 12: 1, 13: 1, 14: 4, 15: 2}
 # optimizer class -> (kinds of the options after initial_lr and lr, kinds of the per-parameter state)
 OPT_LAYOUT = {
@@ -96,7 +96,7 @@ class Seed:
 
 
 class _Walk:
-    """Walks a VALID file and records where each field lies (FORMAT.md, nothing of the codec)."""
+    """Walks a VALID file and records where each field lies (docs/format.md, nothing of the codec)."""
 
     def __init__(self, data: bytes) -> None:
         self.data, self.pos, self.fields = data, 0, []  # type: ignore[var-annotated]

@@ -87,7 +87,7 @@ def test_seeds_are_valid_and_the_walker_agrees_with_the_writer() -> None:
     for seed in SEEDS.values():
         for mode in modes_for(seed.form):
             assert read_one(seed.form, seed.data, mode) == "ok", (seed.name, mode)
-        assert seed.fields[-1].end == len(seed.data)  # the FORMAT.md walker covered every byte
+        assert seed.fields[-1].end == len(seed.data)  # the docs/format.md walker covered every byte
 
 
 # --- hypothesis: random mutation chains over every seed ------------------------------------------

@@ -4,7 +4,6 @@ nn.Sequential's / nn.Module's keys; lenet1_docs has the keys of the corpus file.
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -12,11 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from harness.cases import CASES_DIR, load_catalogue
+from harness.cases import CASES_DIR, CORPUS_DIR, load_catalogue
 from harness.torch_build import (DTYPES, INT_DTYPES, SpecError, SpecSequential, build_model, build_module,
                                  make_input, train_model)
 
-CORPUS = Path(os.environ.get("HARNESS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
 MODEL_FILES = sorted((CASES_DIR / "models").glob("*.json"))
 
 
@@ -103,10 +101,7 @@ def test_module_list_names_must_be_indices() -> None:
 
 
 def test_lenet1_docs_keys_match_corpus() -> None:
-    path = CORPUS / "torch-2.13" / "model_lenet1.pt"
-    if not path.exists():
-        pytest.skip(f"corpus file not found: {path} (set HARNESS_CORPUS to the folder holding torch-2.13/)")
-    corpus = torch.load(path)["state_dict"]
+    corpus = torch.load(CORPUS_DIR / "torch-2.13" / "model_lenet1.pt")["state_dict"]  # in the repository
     case = _raw(CASES_DIR / "models" / "lenet1_docs.json")
     state = build_model(case["model"], case["dtype"], case["seed"]).state_dict()
     assert list(state) == list(corpus)
