@@ -34,7 +34,7 @@ Group = Mapping[str, Any]
 
 def _f64(v: Any) -> Any:
     if isinstance(v, Tensor):
-        return v.detach().to(torch.float64) if v.is_floating_point() else v.detach().clone()
+        return v.detach().to(torch.float64, copy=True) if v.is_floating_point() else v.detach().clone()
     return v
 
 

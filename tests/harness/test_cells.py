@@ -9,7 +9,7 @@ from harness.cases import load_catalogue
 from harness.cells import Cell, CellRunner
 from harness.codecs import load_codec
 from harness.drivers.pytorch import PyTorchDriver
-from harness.outcomes import ExpectedFailure, ExpectedFailures
+from harness.expectations import ExpectedFailure, ExpectedFailures
 
 from .fake_drivers import FakeTorchSharp
 
@@ -65,7 +65,8 @@ def test_skips_carry_reasons(tmp_path):
 
 
 def test_expected_failure_becomes_xfail_and_stale_entry_xpass(tmp_path):
-    expected = ExpectedFailures([ExpectedFailure("lenet1::py2ts::*", "known", "t.txt:1")])
+    expected = ExpectedFailures([ExpectedFailure(("lenet1::py2ts::*",), "TorchSharp holds other state", "known",
+                                                 "t.toml: entry 1")])
     r = runner_with(tmp_path, FakeTorchSharp("corrupt"), expected).run(cell("lenet1", "py2ts"))
     assert r.outcome == "xfail" and "known" in r.reason
     r = runner_with(tmp_path, FakeTorchSharp(), expected).run(cell("lenet1", "py2ts"))
@@ -185,6 +186,6 @@ def test_every_expected_failure_line_matches_a_cell_of_the_default_matrix():
     from harness.cases import CASES_DIR
     from harness.cells import make_cells
     ids = [c.id for pt in ("1.13.0a0", "2.6.0") for c in make_cells(CAT.all(), pt, ["0.107.0"], "ours")]
-    stale = [f"{e.source}: {e.pattern}" for e in ExpectedFailures.load(CASES_DIR / "expected_failures").entries
-             if not fnmatch.filter(ids, e.pattern)]
+    stale = [f"{e.source}: {p}" for e in ExpectedFailures.load(CASES_DIR / "expected_failures").entries
+             for p in e.cells if not fnmatch.filter(ids, p)]
     assert not stale, stale

@@ -5,36 +5,104 @@ import json
 
 import pytest
 
-from harness.outcomes import CellResult, ExpectedFailureError, ExpectedFailures
+from harness.expectations import ExpectedFailureError, ExpectedFailures
+from harness.outcomes import CellResult
 from harness.report import Run, json_report, markdown
 from harness.report.model import ReportSchemaError
 
 
+def _write(folder, text: str) -> None:
+    (folder / "a.toml").write_text(text, encoding="utf-8")
+
+
 def test_expected_failures_file_format(tmp_path):
-    (tmp_path / "a.txt").write_text("# comment\nfoo::py2ts::* reason one  # trailing\n\nbar::* two words\n")
+    _write(tmp_path, """
+[[xfail]]
+cells = ["foo::py2ts::*", "foo::ts2py::*"]
+expect = "known bug"
+finding = "some-finding"
+reason = "reason one"
+
+[[xfail]]
+cells = "bar::*"
+expect = "x"
+when = ["torchsharp.onednn_avx512", "!cpu.avx512f"]
+reason = "two words"
+""")
     ef = ExpectedFailures.load(tmp_path)
-    assert [(e.pattern, e.reason) for e in ef.entries] == [("foo::py2ts::*", "reason one"), ("bar::*", "two words")]
-    assert ef.match("foo::py2ts::x").source == "a.txt:2"
-    assert ef.match("foo::ts2py::x") is None
-    (tmp_path / "b.txt").write_text("lonely-id\n")
-    with pytest.raises(ExpectedFailureError, match="b.txt:1"):
+    assert [(e.cells, e.reason, e.finding, e.when) for e in ef.entries] == [
+        (("foo::py2ts::*", "foo::ts2py::*"), "reason one", "some-finding", ()),
+        (("bar::*",), "two words", None, ("torchsharp.onednn_avx512", "!cpu.avx512f"))]
+    assert [e.source for e in ef.matching("foo::py2ts::x")] == ["a.toml: entry 1"]
+    assert ef.matching("foo::partial_load::x") == []
+    assert ef.matching("bar::x") == []  # its machine condition does not hold
+    assert [e.source for e in ef.matching("bar::x", {"torchsharp.onednn_avx512"})] == ["a.toml: entry 2"]
+    assert ef.matching("bar::x", {"torchsharp.onednn_avx512", "cpu.avx512f"}) == []
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[[xfail]]\ncells = ["a::b"]\nreason = "r"\n', "entry 1: 'expect' is required"),
+    ('[[xfail]]\ncells = ["a::b"]\nexpect = "("\nreason = "r"\n', "not a valid regex"),
+    ('[[xfail]]\ncells = ["nocolons"]\nexpect = "x"\nreason = "r"\n', "fnmatch patterns over cell ids"),
+    ('[[xfail]]\ncells = ["a::b"]\nexpect = "x"\nreason = "r"\nwhen = ["avx512"]\n', "machine features"),
+    ('[[xfail]]\ncells = ["a::b"]\nexpect = "x"\nreason = "r"\ncause = "?"\n', "unknown key"),
+    ('[[xfial]]\ncells = ["a::b"]\n', "unknown table"),
+    ('[[xfail]\n', "a.toml"),
+])
+def test_malformed_entries_name_file_and_entry(tmp_path, text, message):
+    _write(tmp_path, text)
+    with pytest.raises(ExpectedFailureError, match=message):
         ExpectedFailures.load(tmp_path)
 
 
-def _cell(outcome: str, **details: object) -> CellResult:
+def test_old_one_line_files_are_refused_not_ignored(tmp_path):
+    (tmp_path / "old.txt").write_text("foo::* reason\n")
+    with pytest.raises(ExpectedFailureError, match="old one-line format"):
+        ExpectedFailures.load(tmp_path)
+
+
+def _cell(outcome: str, reason: str = "raw: known bug here", **details: object) -> CellResult:
     return CellResult(id="foo::py2ts::pt1::ts2::cpu::ours", case="foo", check="py2ts", pytorch="1", torchsharp="2",
-                      device="cpu", codec="ours", outcome=outcome, reason="raw", details=dict(details))
+                      device="cpu", codec="ours", outcome=outcome, reason=reason, details=dict(details))
 
 
 def test_listed_failures_become_xfail_passes_become_xpass_harness_errors_stay(tmp_path):
-    (tmp_path / "a.txt").write_text("foo::* known bug\n")
+    _write(tmp_path, '[[xfail]]\ncells = ["foo::*"]\nexpect = "known bug"\nfinding = "f"\nreason = "listed"\n')
     ef = ExpectedFailures.load(tmp_path)
-    assert ef.apply(_cell("fail")).outcome == "xfail"
+    r = ef.apply(_cell("fail"))
+    assert r.outcome == "xfail" and r.details["raw_outcome"] == "fail"
+    assert r.reason == "expected (finding f): listed | actual: raw: known bug here"
     assert ef.apply(_cell("error", worker="crash")).outcome == "xfail"  # an expected TorchSharp abort
     assert ef.apply(_cell("pass")).outcome == "xpass"
     broken = ef.apply(_cell("error", harness_error=True))  # the harness broke: never absorbed
-    assert (broken.outcome, broken.reason) == ("error", "raw")
+    assert (broken.outcome, broken.reason) == ("error", "raw: known bug here")
     assert ef.apply(_cell("skip")).outcome == "skip"
+
+
+def test_a_listed_cell_failing_differently_is_a_fail(tmp_path):
+    _write(tmp_path, '[[xfail]]\ncells = ["foo::*"]\nexpect = "^known bug"\nreason = "listed"\n')
+    r = ExpectedFailures.load(tmp_path).apply(_cell("fail", reason="a new regression"))
+    assert r.outcome == "fail"
+    assert r.reason == ("failed differently than listed: expected a.toml: entry 1: /^known bug/, "
+                        "got: a new regression")
+    assert r.details["expected_failure"][0]["expect"] == "^known bug"
+
+
+def test_machine_conditioned_entries_apply_only_on_that_machine(tmp_path):
+    _write(tmp_path, '[[xfail]]\ncells = ["foo::*"]\nexpect = "wrong"\nwhen = ["torchsharp.onednn_avx512"]\n'
+                     'reason = "AVX-512 only"\n')
+    ef = ExpectedFailures.load(tmp_path)
+    assert ef.apply(_cell("fail", reason="TorchSharp is wrong"), {"torchsharp.onednn_avx512"}).outcome == "xfail"
+    assert ef.apply(_cell("fail", reason="TorchSharp is wrong"), set()).outcome == "fail"
+    assert ef.apply(_cell("pass"), set()).outcome == "pass"  # the AVX2 machine: a plain pass
+    assert ef.apply(_cell("pass"), {"torchsharp.onednn_avx512"}).outcome == "xpass"
+
+
+def test_a_build_label_matches_by_the_version_it_was_built_from(tmp_path):
+    _write(tmp_path, '[[xfail]]\ncells = ["foo::*::ts2::*"]\nexpect = "."\nreason = "r"\n')
+    c = _cell("pass")
+    c.id = "foo::py2ts::pt1::ts2+radam-fix::cpu::ours"
+    assert ExpectedFailures.load(tmp_path).apply(c).outcome == "xpass"
 
 
 def _run() -> Run:

@@ -1,0 +1,77 @@
+"""Dtype-aware output bounds: a wrong output fails in every dtype, rounding passes."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness import bounds
+
+
+def _pair(dtype: torch.dtype, scale_one: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    ref = torch.linspace(-1.5, 2.0, 24, dtype=torch.float64) * scale_one
+    return ref, ref.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_rounding_alone_passes(dtype):
+    ref, out = _pair(dtype)
+    details: dict = {}
+    assert bounds.compare_outputs(out, out.clone(), ref, "A", "B", details) is None
+    assert details["bitwise"] is True and details["reference"]["A"]["within"] is True
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_a_neighbour_value_passes(dtype):
+    ref, out = _pair(dtype)
+    nudged = out.clone()
+    nudged[5] = torch.nextafter(out[5].float(), torch.tensor(9.0)).to(dtype) if dtype != torch.float32 \
+        else torch.nextafter(out[5], torch.tensor(9.0))
+    assert bounds.compare_outputs(out, nudged, ref, "A", "B", {}) is None
+
+
+def test_a_bfloat16_output_three_times_too_big_fails_and_names_the_side():
+    ref, out = _pair(torch.bfloat16)
+    wrong = out.clone()
+    wrong[20] = wrong[20] * 3  # 1.0 vs 2.9 is 186 bfloat16 ULP: under the old 256-ULP bound
+    reason = bounds.compare_outputs(out, wrong, ref, "PyTorch", "TorchSharp", {})
+    assert reason is not None and reason.startswith("TorchSharp is wrong: ")
+    assert "PyTorch" in reason and "PyTorch is wrong" not in reason
+
+
+def test_a_float16_output_off_by_a_quarter_fails():
+    ref, out = _pair(torch.float16)
+    wrong = out.clone()
+    wrong[3] = wrong[3] * 1.25
+    assert bounds.compare_outputs(out, wrong, ref, "PyTorch", "TorchSharp", {}).startswith("TorchSharp is wrong")
+
+
+def test_without_a_reference_the_sides_bound_still_catches_it():
+    _, out = _pair(torch.bfloat16)
+    wrong = out.clone()
+    wrong[20] = wrong[20] * 3
+    reason = bounds.compare_outputs(out, wrong, None, "A", "B", {})
+    assert reason is not None and "ULP of bfloat16" in reason
+
+
+def test_two_equally_wrong_sides_fail_against_the_reference():
+    ref, out = _pair(torch.bfloat16)
+    wrong = out * 2
+    reason = bounds.compare_outputs(wrong, wrong.clone(), ref, "PyTorch", "TorchSharp", {})
+    assert reason is not None and "PyTorch is wrong" in reason and "TorchSharp is wrong" in reason
+
+
+def test_nan_where_the_reference_is_finite_is_wrong_and_overflow_like_the_reference_is_not():
+    ref = torch.tensor([1.0, 1e39, -2.0], dtype=torch.float64)  # 1e39 overflows float32 to inf
+    out = ref.to(torch.float32)
+    assert bounds.compare_outputs(out, out.clone(), ref, "A", "B", {}) is None
+    nan = out.clone()
+    nan[0] = float("nan")
+    assert "NaN/infinite unlike the reference" in bounds.compare_outputs(out, nan, ref, "A", "B", {})
+
+
+def test_distance_is_measured_against_the_output_scale():
+    ref = torch.tensor([1000.0, 1e-6], dtype=torch.float64)
+    out = ref.to(torch.float32)
+    tiny = out.clone()
+    tiny[1] = 3e-6  # thousands of ULP near zero, nothing against a scale of 1000
+    assert bounds.compare_outputs(out, tiny, ref, "A", "B", {}) is None
