@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.cases import CASES_DIR, load_catalogue
@@ -62,11 +62,12 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def start_torchsharp(versions: Sequence[str], workdir: Path) -> dict[str, Driver | Exception]:
+def start_torchsharp(versions: Sequence[str], workdir: Path,
+                     env: Mapping[str, str] | None = None) -> dict[str, Driver | Exception]:
     drivers: dict[str, Driver | Exception] = {}
     for v in versions:
         try:
-            drivers[v] = TorchSharpDriver(v, workdir=workdir)
+            drivers[v] = TorchSharpDriver(v, workdir=workdir, env=env)
         except WorkerUnavailable as exc:
             drivers[v] = exc
     return drivers
@@ -100,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
-    ts = start_torchsharp(args.torchsharp, out / "work")
+    ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env))
     expected = ExpectedFailures.load(Path(args.cases) / "expected_failures")
     plan: list[tuple[CellRunner, Cell]] = []
     provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit()}
@@ -170,6 +171,13 @@ def cmd_cases(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pytorch", action="append", choices=("host", "2.6"),
                    help="PyTorch version(s): host (in process) and/or 2.6 (Debian 13's, in a chroot made by "
                         "scripts/setup-pytorch26.sh); default: host, plus 2.6 when its root is ready")
+    r.add_argument("--torchsharp-env", action="append", type=_env_pair, default=[], metavar="NAME=VALUE",
+                   help="set an environment variable in the TorchSharp worker processes only, e.g. "
+                        "ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN without AVX-512 kernels; PyTorch's process is left alone)")
     r.add_argument("--case", action="append", help="only these case names")
     r.add_argument("--feature", action="append", help="only cases tagged with one of these features")
     r.add_argument("--check", action="append", choices=CHECKS, help="only these checks")

@@ -105,3 +105,10 @@ def lr_as_initial_lr() -> types.ModuleType:
         for g in record.groups:
             g["initial_lr"] = g["lr"]
     return _record_mutant("lr_as_initial_lr", "SGD", mutate)
+
+
+def scaled_tensor(key: str, factor: float) -> types.ModuleType:
+    """Writes one tensor multiplied by ``factor`` (a wrong value that still loads everywhere)."""
+    def save_state_dict(state_dict: dict[str, torch.Tensor], f: BinaryIO) -> None:
+        ours.save_state_dict({k: (v * factor).to(v.dtype) if k == key else v for k, v in state_dict.items()}, f)
+    return _codec("scaled_tensor", save_state_dict=save_state_dict)

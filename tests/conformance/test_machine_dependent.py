@@ -1,0 +1,87 @@
+"""Verdicts that depend on the CPU, run both ways whatever CPU this is (real TorchSharp).
+
+On a CPU where oneDNN takes AVX-512 kernels, LibTorch 2.10's bfloat16 convolution is wrong
+(docs/findings/bf16-avx512-conv.md). ONEDNN_MAX_CPU_ISA caps oneDNN downward only, so every
+machine can show the AVX2 behaviour; the AVX-512 behaviour shows where the CPU has it. What
+the machine is decides what each cell must say: read from /proc/cpuinfo, never assumed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.cases import CASES_DIR, load_catalogue
+from harness.cells import Cell, CellRunner
+from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
+from harness.expectations import ExpectedFailures
+
+CAT = load_catalogue()
+CHECKS = ("functional", "jit_py2ts")
+
+
+def _cell(check: str, pytorch: str) -> Cell:
+    return Cell(next(c for c in CAT.all() if c.name == "model_bfloat16"), check, pytorch, DEFAULT_VERSION, "cpu",
+                "ours")
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchSharpDriver]:
+    driver = TorchSharpDriver(DEFAULT_VERSION, workdir=tmp_path_factory.mktemp("avx2"),
+                              env={"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    yield driver
+    driver.close()
+
+
+def _runner(cell_runner: CellRunner, ts: object, tmp_path: Path) -> CellRunner:
+    return CellRunner(cell_runner.py, {DEFAULT_VERSION: ts}, tmp_path,  # type: ignore[dict-item]
+                      ExpectedFailures.load(CASES_DIR / "expected_failures"))
+
+
+def test_the_worker_reports_the_machine_it_runs_on(capped: TorchSharpDriver) -> None:
+    machine = capped.capabilities.machine
+    assert machine is not None and machine.onednn_cap == "AVX2"
+    assert not machine.onednn_avx512
+    assert capped.capabilities.provenance[f"TorchSharp {DEFAULT_VERSION} onednn_isa"].startswith("AVX2")
+    assert machine.threads and machine.threads >= 1
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_bf16_cells_pass_with_onednn_capped_at_avx2(cell_runner: CellRunner, capped: TorchSharpDriver,
+                                                    tmp_path: Path, check: str) -> None:
+    pytorch = cell_runner.py.capabilities.version
+    result = _runner(cell_runner, capped, tmp_path).run(_cell(check, pytorch))
+    assert result.outcome == "pass", result.reason
+    assert result.details["reference"]["TorchSharp" if check == "functional" else "TorchSharp's ScriptModule"]["within"]
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_bf16_cells_on_this_cpu_uncapped(cell_runner: CellRunner, tmp_path: Path, check: str) -> None:
+    ts = cell_runner.ts[DEFAULT_VERSION]
+    assert isinstance(ts, TorchSharpDriver) and ts.capabilities.machine is not None
+    pytorch = cell_runner.py.capabilities.version
+    result = _runner(cell_runner, ts, tmp_path).run(_cell(check, pytorch))
+    if ts.capabilities.machine.onednn_avx512:  # this CPU takes the AVX-512 kernels
+        assert result.outcome == "xfail", result.reason
+        assert "actual: TorchSharp" in result.reason and "is wrong:" in result.reason
+        assert result.details["expected_failure"]["finding"] == "bf16-avx512-conv"
+        assert "torchsharp.onednn_avx512" in result.details["machine_features"]
+    else:
+        assert result.outcome == "pass", result.reason
+
+
+def test_a_codec_that_scales_one_bf16_weight_by_3_is_red(cell_runner: CellRunner, capped: TorchSharpDriver,
+                                                          tmp_path: Path) -> None:
+    # TorchSharp capped at AVX2, so the codec's fault is the only one in the cell (the jit
+    # cells carry state by TorchScript, not by the codec: functional is the codec's cell).
+    from harness.codecs import CodecUnderTest
+    from harness.drivers.pytorch import PyTorchDriver
+    from tests.conformance import mutant_codecs
+
+    mutant = mutant_codecs.scaled_tensor("fc.weight", 3.0)
+    runner = CellRunner(PyTorchDriver(CodecUnderTest("scaled", [mutant])), {DEFAULT_VERSION: capped}, tmp_path)
+    result = runner.run(_cell("functional", cell_runner.py.capabilities.version))
+    assert result.outcome == "fail", result.reason
+    assert "is wrong:" in result.reason and "from the float64 reference" in result.reason
+    assert result.reason.startswith("TorchSharp")  # the side that holds the scaled weight
