@@ -50,7 +50,8 @@ from harness.expectations import ExpectedFailures, features_of
 from harness.outcomes import CellResult
 
 STATE_CHECKS = ("py2ts", "py2ts2py", "ts2py")
-MODEL_CHECKS = (*STATE_CHECKS, "functional", "partial_load", "fresh_init", "jit_py2ts", "jit_ts2py")
+CONTRACT_CHECKS = ("contract_usable", "contract_damaged")  # the codec under test's promises (codec_contract.py)
+MODEL_CHECKS = (*STATE_CHECKS, "functional", "partial_load", "fresh_init", "jit_py2ts", "jit_ts2py", *CONTRACT_CHECKS)
 OPTIMIZER_CHECKS = (*STATE_CHECKS, "continue_py2ts", "continue_ts2py")
 TENSOR_CHECKS = ("tensor_py2ts", "tensor_ts2py")
 VIEW_CHECKS = ("view_load",)  # model cases with buffers that view other state
@@ -566,6 +567,24 @@ class CellRunner:
         back = TensorDigest.of(self.py.read_tensor_file(d / "ts_tensor.dat"))
         if back != got:
             raise CheckFailed(f"the codec read {back} from TorchSharp's file; TorchSharp held {got}", details)
+
+    # --- the codec under test's contract on a file TorchSharp wrote ---------------------------
+    def _contract(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any], which: str, what: str) -> None:
+        mc = model_case_of(cell.case)
+        ts.build(cell.case, cell.device)
+        ts.train(mc.train_steps, mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape, mc.input)
+        ts.save_module(d / "ts_module.dat")
+        _fail_if(self.py.codec_contract(d / "ts_module.dat", which), what, details)
+
+    def check_contract_usable(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        """What the codec reads from TorchSharp's file owns writable memory, unshared."""
+        self._contract(cell, ts, d, details, "usable",
+                       f"codec {self.py.codec_name!r} returns tensors that are not safely usable")
+
+    def check_contract_damaged(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any]) -> None:
+        """Damaged copies of TorchSharp's file give a clear data error that says where."""
+        self._contract(cell, ts, d, details, "damaged",
+                       f"codec {self.py.codec_name!r} gives no clear error for a damaged file")
 
     # --- semantic checks: both sides continue training and must agree -------------
     def _continue_both(self, cell: Cell, ts: Driver, d: Path, details: dict[str, Any],

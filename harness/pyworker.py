@@ -75,6 +75,8 @@ class Server:
                     "optimizer": dg.optimizer.to_json() if dg.optimizer else None}
         elif op == "read_module":
             return {"module": [{"name": k, **v.to_json()} for k, v in d.read_module(Path(r["path"])).items()]}
+        elif op == "codec_contract":
+            return {"problems": d.codec_contract(Path(r["path"]), str(r["which"]))}
         elif op == "snapshot":
             d.snapshot(Path(r["module"]), Path(r["optimizer"]) if r.get("optimizer") else None)
         elif op == "load_saved_state":

@@ -122,6 +122,11 @@ class PythonDriver(Driver):
         """Digests of what the codec under test reads from a module-state file."""
 
     @abstractmethod
+    def codec_contract(self, path: Path, which: str) -> list[str]:
+        """What the codec under test's ``load_state_dict`` breaks of a contract
+        (harness/codec_contract.py; ``which``: "usable" or "damaged") on a valid file."""
+
+    @abstractmethod
     def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:
         """Write a single-tensor file through the codec under test."""
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy
 import torch
 
-from harness import torch_build
+from harness import codec_contract, torch_build
 from harness.cases import Case, OptimizerCase
 from harness.codecs import CodecUnderTest
 from harness.digest import module_digest
@@ -141,6 +141,10 @@ class PyTorchDriver(PythonDriver):
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
         with open(path, "rb") as f:
             return {k: TensorDigest.of(v) for k, v in self.codec.load_state_dict(f).items()}
+
+    def codec_contract(self, path: Path, which: str) -> list[str]:
+        contract = {"usable": codec_contract.usable_tensors, "damaged": codec_contract.clear_errors}[which]
+        return contract(self.codec.raw("load_state_dict"), path.read_bytes())
 
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         trusted_codec.write_state_dict(module_path, {k: v.detach().cpu() for k, v in self._model().state_dict().items()})

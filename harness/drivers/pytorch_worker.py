@@ -135,6 +135,9 @@ class PyTorchWorkerDriver(PythonDriver):
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
         return {e["name"]: TensorDigest.from_json(e) for e in self._call("read_module", path=self._p(path))["module"]}
 
+    def codec_contract(self, path: Path, which: str) -> list[str]:
+        return [str(p) for p in self._call("codec_contract", path=self._p(path), which=which)["problems"]]
+
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         self._call("snapshot", module=self._p(module_path),
                    optimizer=self._p(optimizer_path) if optimizer_path is not None else None)

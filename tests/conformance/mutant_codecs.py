@@ -112,3 +112,43 @@ def scaled_tensor(key: str, factor: float) -> types.ModuleType:
     def save_state_dict(state_dict: dict[str, torch.Tensor], f: BinaryIO) -> None:
         ours.save_state_dict({k: (v * factor).to(v.dtype) if k == key else v for k, v in state_dict.items()}, f)
     return _codec("scaled_tensor", save_state_dict=save_state_dict)
+
+
+def readonly_views() -> types.ModuleType:
+    """A reader in upstream's style: each tensor is ``numpy.frombuffer`` over the immutable
+    bytes ``f.read(n)`` returned. Every value is right; writing into them is undefined."""
+    import numpy as np
+
+    codes = {0: np.uint8, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64, 5: np.float16, 6: np.float32,
+             7: np.float64, 11: np.bool_}
+
+    def uleb(f: BinaryIO) -> int:
+        value = shift = 0
+        while True:
+            b = f.read(1)[0]
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value
+
+    def load_state_dict(f: BinaryIO) -> dict[str, torch.Tensor]:
+        out = {}
+        for _ in range(uleb(f)):
+            key = f.read(uleb(f)).decode("utf-8")
+            dtype = np.dtype(codes[uleb(f)])
+            shape = tuple(uleb(f) for _ in range(uleb(f)))
+            count = int(np.prod(shape)) if shape else 1
+            out[key] = torch.from_numpy(np.frombuffer(f.read(count * dtype.itemsize), dtype=dtype).reshape(shape))
+        return out
+    return _codec("readonly_views", load_state_dict=load_state_dict)
+
+
+def unclear_errors() -> types.ModuleType:
+    """Reads with ours, but a damaged file surfaces as an IndexError with no position (as a
+    reader that indexes past the end of what it read would)."""
+    def load_state_dict(f: BinaryIO) -> dict[str, torch.Tensor]:
+        try:
+            return ours.load_state_dict(f)
+        except Exception as exc:
+            raise IndexError("index out of range") from exc
+    return _codec("unclear_errors", load_state_dict=load_state_dict)
