@@ -59,9 +59,16 @@ def f64_hex(value: float) -> str:
     return struct.pack(">d", float(value)).hex()
 
 
-def hex_f64(bits: str) -> float:
-    return float(struct.unpack(">d", bytes.fromhex(bits))[0])
-
-
 def module_digest(state_dict: dict[str, torch.Tensor]) -> dict[str, TensorDigest]:
     return {k: TensorDigest.of(v) for k, v in state_dict.items()}
+
+
+def module_digest_to_json(module: dict[str, TensorDigest]) -> list[dict[str, Any]]:
+    """Named digests in order, as the worker protocol carries them ([{"name", "dtype",
+    "shape", "sha256"}, ...]). Inverse of :func:`module_digest_from_json`."""
+    return [{"name": k, **v.to_json()} for k, v in module.items()]
+
+
+def module_digest_from_json(entries: list[dict[str, Any]]) -> dict[str, TensorDigest]:
+    """Inverse of :func:`module_digest_to_json`."""
+    return {str(e["name"]): TensorDigest.from_json(e) for e in entries}

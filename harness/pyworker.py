@@ -27,6 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.digest import module_digest_to_json
 from harness import codec as trusted_codec
 from harness.cases import load_catalogue
 from harness.codecs import CodecFailure, load_codec
@@ -71,10 +72,10 @@ class Server:
             trusted_codec.write_tensor(r["output"], d.forward(trusted_codec.read_tensor(r["input"])))
         elif op == "digest":
             dg = d.digest()
-            return {"module": [{"name": k, **v.to_json()} for k, v in dg.module.items()],
+            return {"module": module_digest_to_json(dg.module),
                     "optimizer": dg.optimizer.to_json() if dg.optimizer else None}
         elif op == "read_module":
-            return {"module": [{"name": k, **v.to_json()} for k, v in d.read_module(Path(r["path"])).items()]}
+            return {"module": module_digest_to_json(d.read_module(Path(r["path"])))}
         elif op == "codec_contract":
             return {"problems": d.codec_contract(Path(r["path"]), str(r["which"]))}
         elif op == "snapshot":
@@ -90,7 +91,7 @@ class Server:
         elif op == "run_torchscript":
             state, out = d.run_torchscript(Path(r["path"]), trusted_codec.read_tensor(r["input"]))
             trusted_codec.write_tensor(r["output"], out)
-            return {"module": [{"name": k, **v.to_json()} for k, v in state.items()]}
+            return {"module": module_digest_to_json(state)}
         elif op == "advance_schedule":
             d.advance_schedule()
         else:

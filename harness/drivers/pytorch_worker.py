@@ -19,7 +19,7 @@ import torch
 from harness import codec as trusted_codec  # plumbing: tensors travel as files
 from harness.cases import Case
 from harness.codecs import CodecFailure
-from harness.digest import TensorDigest
+from harness.digest import TensorDigest, module_digest_from_json
 from harness.machine import Machine
 from harness.drivers.base import Capabilities, Digest, OptimizerDigest, PythonDriver
 from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError, WorkerRuntimeError
@@ -129,11 +129,11 @@ class PyTorchWorkerDriver(PythonDriver):
 
     def digest(self) -> Digest:
         r = self._call("digest")
-        return Digest({e["name"]: TensorDigest.from_json(e) for e in r["module"]},
+        return Digest(module_digest_from_json(r["module"]),
                       OptimizerDigest.from_json(r["optimizer"]) if r["optimizer"] else None)
 
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
-        return {e["name"]: TensorDigest.from_json(e) for e in self._call("read_module", path=self._p(path))["module"]}
+        return module_digest_from_json(self._call("read_module", path=self._p(path))["module"])
 
     def codec_contract(self, path: Path, which: str) -> list[str]:
         return [str(p) for p in self._call("codec_contract", path=self._p(path), which=which)["problems"]]
@@ -174,7 +174,7 @@ class PyTorchWorkerDriver(PythonDriver):
         try:
             trusted_codec.write_tensor(inp, x)
             r = self._call("run_torchscript", path=self._p(path), input=self._p(inp), output=self._p(out))
-            return {e["name"]: TensorDigest.from_json(e) for e in r["module"]}, trusted_codec.read_tensor(out)
+            return module_digest_from_json(r["module"]), trusted_codec.read_tensor(out)
         finally:
             inp.unlink(missing_ok=True)
             out.unlink(missing_ok=True)

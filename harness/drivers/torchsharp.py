@@ -20,7 +20,7 @@ import torch
 
 from harness import codec as trusted_codec  # plumbing only: gradient files for `step`
 from harness.cases import Case, OptimizerCase
-from harness.digest import TensorDigest
+from harness.digest import TensorDigest, module_digest_from_json
 from harness.machine import probe
 from harness.drivers.base import Capabilities, Digest, Driver, OptimizerDigest, model_case_of
 from harness.drivers.protocol import (
@@ -241,7 +241,7 @@ class TorchSharpDriver(Driver):
         try:
             r = self.call("jit_run", path=str(path), input=str(inp), output=str(out),
                           resave=str(resave) if resave else None)
-            return {e["name"]: TensorDigest.from_json(e) for e in r["module"]}, trusted_codec.read_tensor(out)
+            return module_digest_from_json(r["module"]), trusted_codec.read_tensor(out)
         finally:
             inp.unlink(missing_ok=True)
             out.unlink(missing_ok=True)
@@ -257,6 +257,6 @@ class TorchSharpDriver(Driver):
 
     def digest(self) -> Digest:
         result = self.call("digest")
-        module = {e["name"]: TensorDigest.from_json(e) for e in result["module"]}
+        module = module_digest_from_json(result["module"])
         opt = result.get("optimizer")
         return Digest(module, OptimizerDigest.from_json(opt) if opt else None)
