@@ -54,6 +54,8 @@ public static class ModuleSaveLoadNonContiguous
             }
             catch (Exception exc) { loadThrew = true; report.Add($"Module.load of the contiguous twin's file: {exc.GetType().Name}: {exc.Message}"); }
             report.Add("control: the contiguous twin saved without error");
+            try { buf.Save(Path.Combine(dir, "tensor.dat")); report.Add("Tensor.Save of the buffer alone: ok"); }
+            catch (Exception exc) { report.Add($"Tensor.Save of the buffer alone (dotnet/TorchSharp#1255): {exc.GetType().Name}: {exc.Message}"); }
             report.Add("PyTorch: torch.save(m.state_dict()) and m.load_state_dict(...) accept non-contiguous tensors");
 
             if (!saveThrew && !loadThrew)
