@@ -240,6 +240,8 @@ def main_finding(args: argparse.Namespace) -> int:
         for f in FINDINGS:
             print(f"{f.slug:38} {f.title}")
         return 0 if args.list else 2
+    if args.torchsharp == "default":
+        args.torchsharp = DEFAULT_VERSION
     slugs = list(BY_SLUG) if args.slug == "all" else [args.slug]
     if args.slug != "all" and args.slug not in BY_SLUG:
         print(f"unknown finding {args.slug!r}; python3 -m harness finding --list", file=sys.stderr)

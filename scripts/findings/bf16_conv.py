@@ -18,24 +18,26 @@ import os
 import subprocess
 import sys
 
-SHAPES = ((16, 3), (64, 3), (3, 5))  # (channels, kernel): the right answer is C * k * k
+# (channels, kernel, input size): the right answer is C * k * k; (1, 2, 2) is
+# pytorch/pytorch#163347's own example (right answer 4)
+SHAPES = ((1, 2, 2), (16, 3, 8), (64, 3, 8), (3, 5, 8))
 AVX512_CORE = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
 
 
 def child() -> int:
     import torch
-    for c, k in SHAPES:
+    for c, k, h in SHAPES:
         expected = float(c * k * k)
         try:
-            x = torch.ones(1, c, 8, 8, dtype=torch.bfloat16)
+            x = torch.ones(1, c, h, h, dtype=torch.bfloat16)
             w = torch.ones(4, c, k, k, dtype=torch.bfloat16)
             y = torch.nn.functional.conv2d(x, w).float()
         except RuntimeError as exc:
-            print(f"CONV ERROR conv2d(ones[1,{c},8,8], ones[4,{c},{k},{k}]) bfloat16 raised: {str(exc).splitlines()[0]}")
+            print(f"CONV ERROR conv2d(ones[1,{c},{h},{h}], ones[4,{c},{k},{k}]) bfloat16 raised: {str(exc).splitlines()[0]}")
             continue
         values = sorted(set(y.flatten().tolist()))
         verdict = "right" if values == [expected] else "WRONG"
-        print(f"CONV {verdict} conv2d(ones[1,{c},8,8], ones[4,{c},{k},{k}]) bfloat16: expected {expected:g}, "
+        print(f"CONV {verdict} conv2d(ones[1,{c},{h},{h}], ones[4,{c},{k},{k}]) bfloat16: expected {expected:g}, "
               f"got {{{', '.join(f'{v:g}' for v in values[:6])}}}")
     return 0
 

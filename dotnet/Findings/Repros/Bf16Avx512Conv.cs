@@ -14,20 +14,21 @@ namespace Findings;
 
 public static class Bf16Avx512Conv
 {
-    // (channels, kernel) pairs: each conv2d's right answer is channels * kernel * kernel
-    static readonly (int C, int K)[] Shapes = { (16, 3), (64, 3), (3, 5) };
+    // (channels, kernel, input size): each conv2d's right answer is channels * kernel * kernel;
+    // (1, 2, 2) is pytorch/pytorch#163347's own example (right answer 4)
+    static readonly (int C, int K, int H)[] Shapes = { (1, 2, 2), (16, 3, 8), (64, 3, 8), (3, 5, 8) };
 
     public static int Child(string[] args)
     {
-        foreach (var (c, k) in Shapes)
+        foreach (var (c, k, h) in Shapes)
         {
-            using var x = ones(new long[] { 1, c, 8, 8 }, ScalarType.BFloat16);
+            using var x = ones(new long[] { 1, c, h, h }, ScalarType.BFloat16);
             using var w = ones(new long[] { 4, c, k, k }, ScalarType.BFloat16);
             using var y = nn.functional.conv2d(x, w).to(ScalarType.Float32);
             var values = y.flatten().data<float>().ToArray().Distinct().OrderBy(v => v).ToArray();
             float expected = c * k * k;
             var verdict = values.Length == 1 && values[0] == expected ? "right" : "WRONG";
-            Console.WriteLine($"CONV {verdict} conv2d(ones[1,{c},8,8], ones[4,{c},{k},{k}]) bfloat16: expected {expected}, got {{{string.Join(", ", values.Take(6))}}}");
+            Console.WriteLine($"CONV {verdict} conv2d(ones[1,{c},{h},{h}], ones[4,{c},{k},{k}]) bfloat16: expected {expected}, got {{{string.Join(", ", values.Take(6))}}}");
         }
         return 0;
     }
