@@ -54,7 +54,10 @@ public static class ModuleDictToThrows
         catch (Exception exc)
         {
             threw = true;
-            return $"{what}: {exc.GetType().Name}: {exc.Message}";
+            // the TorchSharp frames nearest the throw say where it comes from
+            var frames = (exc.StackTrace ?? "").Split('\n').Select(l => l.Trim())
+                .Where(l => l.Contains("TorchSharp.")).Take(5);
+            return $"{what}: {exc.GetType().Name}: {exc.Message}\n      " + string.Join("\n      ", frames);
         }
     }
 
