@@ -46,6 +46,13 @@ public static class SequentialOwnBufferDropped
         }
         catch (Exception exc) { loadMsg = $"strict load_state_dict of PyTorch's three keys: {exc.GetType().Name}: {exc.Message}"; }
         report.Add(loadMsg);
+        // the same for a parameter registered on the Sequential, and for .to(): by the same cause
+        var seq2 = nn.Sequential(nn.Linear(2, 2));
+        seq2.register_parameter("scale", new TorchSharp.Modules.Parameter(ones(2)));
+        report.Add($"also: seq.register_parameter(\"scale\", ...): state_dict keys [{string.Join(", ", seq2.state_dict().Keys)}]");
+        seq.to(ScalarType.Float64);
+        var offset = seq.get_buffer("offset");
+        report.Add($"also: after seq.to(float64) the Linear weight is {seq.parameters().First().dtype}, 'offset' is {offset?.dtype.ToString() ?? "gone"}");
 
         if (keys.Contains("offset"))
             return report.Finish(Outcome.Fixed, "Sequential's state_dict contains its own buffer 'offset'");
