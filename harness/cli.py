@@ -1,4 +1,4 @@
-"""Command line: ``python3 -m harness run | diff | build-worker | cases``.
+"""Command line: ``python3 -m harness run | diff | build-worker | cases | finding``.
 
 ``run`` builds the worker(s) if needed, starts each once, runs every selected cell
 against real TorchSharp and writes ``reports/<run>/`` (matrix.json, matrix.md,
@@ -35,6 +35,7 @@ from harness.drivers.torchsharp import (
 )
 from harness.expectations import ExpectedFailures
 from harness.diff import main_diff
+from harness.findings import add_parser as add_finding_parser
 from harness.report import Run, html, json_report, junit, markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))
     c.set_defaults(func=cmd_cases)
+    add_finding_parser(sub)  # `finding SLUG`: harness/findings.py
     return p
 
 

@@ -1,0 +1,108 @@
+// Standalone repros of the conformance harness's findings against TorchSharp.
+//
+//   dotnet Findings.dll SLUG        run one repro (docs/findings/SLUG.md explains it)
+//   dotnet Findings.dll --list      the slugs
+//
+// Each repro prints one verdict line, then its evidence:
+//   REPRODUCED: ...        exit 0  (the defect is present in this TorchSharp/LibTorch build)
+//   FIXED: ...             exit 3  (the repro's check now passes)
+//   NOT-APPLICABLE: ...    exit 4  (this machine cannot show it, e.g. a CPU without AVX-512)
+// Any other exit status (an unexpected exception: 2) is an error of the repro itself.
+// Every repro file under Repros/ is self-contained, so it can be pasted into an upstream issue.
+using System.Diagnostics;
+using TorchSharp;
+
+namespace Findings;
+
+public enum Outcome { Reproduced = 0, Fixed = 3, NotApplicable = 4 }
+
+public sealed class Report
+{
+    public List<string> Evidence { get; } = new();
+    public void Add(string line) => Evidence.Add(line);
+
+    public int Finish(Outcome outcome, string summary)
+    {
+        var word = outcome switch
+        {
+            Outcome.Reproduced => "REPRODUCED",
+            Outcome.Fixed => "FIXED",
+            _ => "NOT-APPLICABLE",
+        };
+        Console.WriteLine($"{word}: {summary}");
+        foreach (var line in Evidence) Console.WriteLine($"  {line}");
+        return (int)outcome;
+    }
+}
+
+public static class Program
+{
+    // slug -> (one line, entry point). Hidden child entry points start with "child-".
+    static readonly Dictionary<string, (string Title, Func<string[], int> Run)> Repros = new()
+    {
+        ["radam-lr-applied-twice"] = ("RAdam's rectified branch multiplies the update by lr twice", RAdamLrAppliedTwice.Run),
+        ["adadelta-step-never-incremented"] = ("Adadelta never increments its state step", AdadeltaStepNeverIncremented.Run),
+        ["groupnorm-uninitialised-affine"] = ("GroupNorm's weight and bias start uninitialised", GroupNormUninitialisedAffine.Run),
+        ["moduledict-to-throws"] = ("a module holding a ModuleDict cannot .to(dtype)", ModuleDictToThrows.Run),
+        ["sequential-own-buffer-dropped"] = ("a buffer registered on nn.Sequential itself is not in its state_dict", SequentialOwnBufferDropped.Run),
+        ["sequential-tied-weight-listed-once"] = ("nn.Sequential's state_dict lists a tied Parameter once", SequentialTiedWeightListedOnce.Run),
+        ["jit-load-aborts-on-errorreport"] = ("torch.jit.load aborts the process on a TorchScript ErrorReport", JitLoadAbortsOnErrorReport.Run),
+        ["tensor-load-int-max-elements"] = ("static Tensor.Load refuses more than int.MaxValue elements", TensorLoadIntMaxElements.Run),
+        ["module-save-load-non-contiguous"] = ("Module.save/load throw on a non-contiguous state tensor", ModuleSaveLoadNonContiguous.Run),
+        ["bf16-avx512-conv"] = ("bfloat16 convolution is wrong on AVX-512 CPUs (oneDNN)", Bf16Avx512Conv.Run),
+        ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
+        ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),
+    };
+
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "--list" or "-h" or "--help")
+        {
+            foreach (var (slug, (title, _)) in Repros)
+                if (!slug.StartsWith("child-")) Console.WriteLine($"{slug,-38} {title}");
+            return args.Length == 0 ? 2 : 0;
+        }
+        if (!Repros.TryGetValue(args[0], out var repro))
+        {
+            Console.Error.WriteLine($"unknown finding '{args[0]}' (--list shows them)");
+            return 2;
+        }
+        if (!args[0].StartsWith("child-"))
+            Console.WriteLine($"# {args[0]}: TorchSharp {typeof(torch).Assembly.GetName().Version}, LibTorch {torch.__version__}, "
+                              + $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        try
+        {
+            return repro.Run(args[1..]);
+        }
+        catch (Exception exc)
+        {
+            Console.Error.WriteLine($"ERROR: the repro itself failed: {exc}");
+            return 2;
+        }
+    }
+
+    /// <summary>Run this program again as a child process (same dotnet host, same dll) with
+    /// extra environment settings; returns its exit code and both output streams.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) RunChild(string[] args, IDictionary<string, string?> env, int timeoutSeconds = 120)
+    {
+        var self = Environment.ProcessPath ?? "dotnet";
+        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // Started as `dotnet Findings.dll ...`: ProcessPath is the dotnet host, so pass the dll too.
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(Program).Assembly.Location);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env)
+        {
+            if (v is null) psi.Environment.Remove(k);
+            else psi.Environment[k] = v;
+        }
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {self}");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeoutSeconds * 1000))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"child {string.Join(' ', psi.ArgumentList)} ran past {timeoutSeconds} s");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+}

@@ -1,0 +1,270 @@
+"""The harness's findings as standalone repros (reports in docs/findings/<slug>.md).
+
+Each finding has one or more *parts*, each a program that prints a verdict line
+(``REPRODUCED: ...``, ``FIXED: ...`` or ``NOT-APPLICABLE: ...``) and its evidence, and exits
+0, 3 or 4 accordingly; any other exit status is an error of the repro itself and raises
+:class:`ProcessFailed` with the command line and both output streams.
+
+- TorchSharp parts: subcommands of the C# project dotnet/Findings, built once per TorchSharp
+  version into ``build/findings/<version>/`` (a stamp records the source hash, as for the
+  worker; same ``-p:TorchSharpVersion`` / ``-p:LibTorchVersion`` parameters).
+- PyTorch parts: scripts under scripts/findings/, run by the host's ``/usr/bin/python3``
+  (PyTorch 1.13) or inside the PyTorch 2.6 root made by scripts/setup-pytorch26.sh (entered
+  as harness/drivers/pytorch_worker.py does: ``unshare`` + ``chroot``, the checkout at /mnt/x).
+
+``python3 -m harness finding SLUG [--torchsharp VERSION]`` runs every part of one finding
+(``all`` for every finding, ``--list`` for the slugs); its exit status is the primary part's.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.drivers.protocol import ProcessFailed
+from harness.drivers.pytorch_worker import PYTORCH26_ROOT
+from harness.drivers.torchsharp import DEFAULT_VERSION, LIBTORCH_FOR
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = ROOT / "dotnet" / "Findings"
+SCRIPTS = ROOT / "scripts" / "findings"
+DOCS = ROOT / "docs" / "findings"
+BUILD_ROOT = Path(os.environ.get("HARNESS_BUILD_DIR", ROOT / "build")) / "findings"
+HOST_PYTHON = "/usr/bin/python3"
+
+REPRODUCED, FIXED, NOT_APPLICABLE = "REPRODUCED", "FIXED", "NOT-APPLICABLE"
+OUTCOME_OF_EXIT = {0: REPRODUCED, 3: FIXED, 4: NOT_APPLICABLE}
+EXIT_OF_OUTCOME = {v: k for k, v in OUTCOME_OF_EXIT.items()}
+# the sections every docs/findings/<slug>.md has (tests/conformance/test_findings.py)
+REQUIRED_SECTIONS = ("What a user sees", "Affected versions", "Repro", "Expected vs actual",
+                     "Root cause", "Which side is wrong", "Upstream status")
+
+
+@dataclass(frozen=True)
+class Finding:
+    slug: str
+    title: str
+    # a C# repro: the subcommand named slug in dotnet/Findings
+    dotnet: bool = True
+    # script under scripts/findings/ and the PyTorch environments it runs in ("host", "2.6")
+    script: str | None = None
+    pytorch: tuple[str, ...] = ()
+    # cell-id patterns of cases/expected_failures/ this finding explains
+    cells: tuple[str, ...] = field(default=())
+    # True when the defect shows on an AVX-512 CPU only (NOT-APPLICABLE elsewhere)
+    needs_avx512: bool = False
+
+
+FINDINGS: tuple[Finding, ...] = (
+    Finding("radam-lr-applied-twice", "TorchSharp's RAdam multiplies its rectified update by lr twice",
+            cells=("*radam*::continue_*::*::ts0.107.0::*",)),
+    Finding("adadelta-step-never-incremented", "TorchSharp's Adadelta never increments state.step",
+            cells=("*adadelta*::continue_*::*::ts0.107.0::*",)),
+    Finding("groupnorm-uninitialised-affine", "TorchSharp's GroupNorm leaves weight and bias uninitialised",
+            cells=("layernorm_groupnorm::fresh_init::*::ts0.107.0::*",)),
+    Finding("moduledict-to-throws", "a TorchSharp module holding a ModuleDict cannot .to(dtype) (nor .to(device) on a move)",
+            cells=tuple(f"nested_containers::{c}::*::ts0.107.0::*"
+                        for c in ("py2ts", "py2ts2py", "ts2py", "functional", "partial_load", "fresh_init"))),
+    Finding("sequential-own-buffer-dropped", "TorchSharp's nn.Sequential leaves its own buffer out of state_dict",
+            cells=("sequential_own_buffer::py2ts*::*::ts0.107.0::*",
+                   *(f"sequential_own_buffer::{c}::*::ts0.107.0::*"
+                     for c in ("functional", "ts2py", "partial_load", "fresh_init")))),
+    Finding("sequential-tied-weight-listed-once", "TorchSharp's nn.Sequential lists a tied Parameter once in state_dict",
+            cells=("tied_weights::py2ts*::*::ts0.107.0::*",
+                   *(f"tied_weights::{c}::*::ts0.107.0::*" for c in ("functional", "ts2py", "partial_load")))),
+    Finding("jit-load-aborts-on-errorreport", "TorchSharp's torch.jit.load aborts the process on a TorchScript ErrorReport",
+            cells=("nested_*::jit_*::*::ts0.107.0::*",)),
+    Finding("tensor-load-int-max-elements", "TorchSharp's static Tensor.Load refuses more than int.MaxValue elements",
+            cells=("tensor_uint8_huge_numel::tensor_*::*::ts0.107.0::*",)),
+    Finding("module-save-load-non-contiguous", "TorchSharp's Module.save/load throw on a non-contiguous state tensor",
+            cells=("buffer_view_strided::py2ts*::*::ts0.107.0::*",
+                   *(f"buffer_view_strided::{c}::*::ts0.107.0::*"
+                     for c in ("functional", "partial_load", "view_load", "ts2py")))),
+    Finding("bf16-avx512-conv", "bfloat16 convolution is wrong on AVX-512 CPUs in LibTorch 2.10 and PyTorch 2.6 (oneDNN)",
+            script="bf16_conv.py", pytorch=("2.6", "host"), needs_avx512=True),
+    Finding("nadam-pytorch113-mu-product", "PyTorch 1.13's default NAdam multiplies mu into mu_product twice",
+            dotnet=False, script="nadam_mu_product.py", pytorch=("host", "2.6"),
+            cells=("*nadam*::continue_*::pt1.*::ts0.107.0::*",)),
+)
+BY_SLUG = {f.slug: f for f in FINDINGS}
+
+
+class FindingsUnavailable(RuntimeError):
+    """A part cannot run here: no .NET SDK, an unserved TorchSharp version, no PyTorch 2.6 root."""
+
+
+@dataclass(frozen=True)
+class PartResult:
+    slug: str
+    part: str          # "TorchSharp 0.107.0", "PyTorch host", "PyTorch 2.6"
+    outcome: str       # REPRODUCED | FIXED | NOT-APPLICABLE
+    summary: str       # the verdict line's text
+    output: str        # everything the repro printed
+    argv: tuple[str, ...]
+
+
+def finding(slug: str) -> Finding:
+    try:
+        return BY_SLUG[slug]
+    except KeyError:
+        raise KeyError(f"unknown finding {slug!r} (known: {', '.join(BY_SLUG)})") from None
+
+
+# --- the C# project -----------------------------------------------------------------------
+def _source_hash(version: str) -> str:
+    h = hashlib.sha256(version.encode())
+    for path in sorted(PROJECT.rglob("*")):
+        if path.is_file() and "bin" not in path.parts and "obj" not in path.parts:
+            h.update(str(path.relative_to(PROJECT)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def build_findings(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
+    """Build dotnet/Findings for ``version`` into build/findings/<version>/ unless an
+    up-to-date build is there; return Findings.dll."""
+    out = BUILD_ROOT / version
+    dll, stamp = out / "Findings.dll", out / ".source-hash"
+    digest = _source_hash(version)
+    if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
+        return dll
+    if shutil.which("dotnet") is None:
+        raise FindingsUnavailable("the .NET SDK (dotnet) is not on PATH")
+    libtorch = LIBTORCH_FOR.get(version)
+    if libtorch is None:
+        raise FindingsUnavailable(f"TorchSharp {version}: no known LibTorch version for it (known: {sorted(LIBTORCH_FOR)})")
+    argv = ["dotnet", "build", str(PROJECT / "Findings.csproj"), "-c", "Release", "-nologo",
+            f"-p:TorchSharpVersion={version}", f"-p:LibTorchVersion={libtorch}", "-o", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        if "NU1102" in text or "NU1101" in text:
+            raise FindingsUnavailable(f"TorchSharp {version} (LibTorch {libtorch}) is not served by the NuGet feed")
+        raise ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)
+    stamp.write_text(digest)
+    return dll
+
+
+def _run(slug: str, part: str, argv: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> PartResult:
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired as exc:
+        def text(b: str | bytes | None) -> str:
+            return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+        raise ProcessFailed(argv, None, text(exc.stdout), text(exc.stderr) + f"\n(timed out after {timeout} s)") from exc
+    outcome = OUTCOME_OF_EXIT.get(proc.returncode)
+    verdict = next((ln for ln in proc.stdout.splitlines() if ln.startswith(f"{outcome}:")), None) if outcome else None
+    if outcome is None or verdict is None:
+        raise ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)
+    return PartResult(slug, part, outcome, verdict.split(":", 1)[1].strip(), proc.stdout + proc.stderr, tuple(argv))
+
+
+def run_dotnet(slug: str, version: str = DEFAULT_VERSION, timeout: float = 600) -> PartResult:
+    dll = build_findings(version)
+    return _run(slug, f"TorchSharp {version}", ["dotnet", str(dll), slug], timeout,
+                env={"DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
+
+
+def chroot_argv(argv_inside: Sequence[str], rootfs: Path = PYTORCH26_ROOT) -> list[str]:
+    """``argv_inside`` run by PyTorch 2.6's root, the checkout mounted at /mnt/x (cwd)."""
+    if not (rootfs / ".harness-ready").exists():
+        raise FindingsUnavailable(f"no PyTorch 2.6 root at {rootfs} (scripts/setup-pytorch26.sh makes it)")
+    r, q = str(rootfs), shlex.quote
+    inner = "cd /mnt/x && exec " + " ".join(q(a) for a in argv_inside)
+    script = (f"mount -t proc proc {q(r)}/proc && mount --bind {q(str(ROOT))} {q(r)}/mnt/x && "
+              f"exec chroot {q(r)} sh -c {q(inner)}")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+def run_python(slug: str, where: str, timeout: float = 600) -> PartResult:
+    f = finding(slug)
+    if f.script is None:
+        raise KeyError(f"finding {slug} has no Python part")
+    rel = (SCRIPTS / f.script).relative_to(ROOT)
+    if where == "host":
+        argv = [HOST_PYTHON, str(ROOT / rel)]
+    elif where == "2.6":
+        argv = chroot_argv(["python3", str(rel)])
+    else:
+        raise ValueError(f"unknown PyTorch {where!r} (known: host, 2.6)")
+    return _run(slug, f"PyTorch {where}", argv, timeout)
+
+
+def parts(f: Finding, version: str) -> list[str]:
+    """The parts of ``f`` in order; the first is the primary one (its outcome is the finding's)."""
+    return ([f"TorchSharp {version}"] if f.dotnet else []) + [f"PyTorch {p}" for p in f.pytorch]
+
+
+def run_part(f: Finding, part: str) -> PartResult:
+    kind, _, which = part.partition(" ")
+    return run_dotnet(f.slug, which) if kind == "TorchSharp" else run_python(f.slug, which)
+
+
+# --- /proc/cpuinfo: decides where bf16-avx512-conv can reproduce ---------------------------
+AVX512_CORE = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
+
+
+def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> list[str]:
+    try:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+def has_avx512_core(flags: Sequence[str]) -> bool:
+    return all(f in flags for f in AVX512_CORE)
+
+
+# --- command line ---------------------------------------------------------------------------
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("finding", help="run a finding's standalone repro (docs/findings/)")
+    p.add_argument("slug", nargs="?", help="the finding (see --list), or 'all'")
+    p.add_argument("--torchsharp", default=DEFAULT_VERSION, help=f"TorchSharp version (default {DEFAULT_VERSION})")
+    p.add_argument("--list", action="store_true", help="list the findings")
+    p.set_defaults(func=main_finding)
+
+
+def main_finding(args: argparse.Namespace) -> int:
+    if args.list or not args.slug:
+        for f in FINDINGS:
+            print(f"{f.slug:38} {f.title}")
+        return 0 if args.list else 2
+    if args.torchsharp == "default":
+        args.torchsharp = DEFAULT_VERSION
+    slugs = list(BY_SLUG) if args.slug == "all" else [args.slug]
+    if args.slug != "all" and args.slug not in BY_SLUG:
+        print(f"unknown finding {args.slug!r}; python3 -m harness finding --list", file=sys.stderr)
+        return 2
+    status = 0
+    for slug in slugs:
+        f = BY_SLUG[slug]
+        primary: int | None = None
+        for part in parts(f, args.torchsharp):
+            print(f"== {slug}: {part}", flush=True)
+            try:
+                r = run_part(f, part)
+            except FindingsUnavailable as exc:
+                print(f"UNAVAILABLE: {exc}")
+                code = 2
+            except ProcessFailed as exc:
+                print(f"ERROR: {exc}")
+                code = 2
+            else:
+                print(r.output.rstrip())
+                code = EXIT_OF_OUTCOME[r.outcome]
+            if primary is None:
+                primary = code
+        assert primary is not None
+        status = primary if len(slugs) == 1 else max(status, 0 if primary in (0, 4) else 1)
+    return status
