@@ -56,42 +56,24 @@ class Finding:
     # script under scripts/findings/ and the PyTorch environments it runs in ("host", "2.6")
     script: str | None = None
     pytorch: tuple[str, ...] = ()
-    # cell-id patterns of cases/expected_failures/ this finding explains
-    cells: tuple[str, ...] = field(default=())
     # True when the defect shows on an AVX-512 CPU only (NOT-APPLICABLE elsewhere)
     needs_avx512: bool = False
 
 
 FINDINGS: tuple[Finding, ...] = (
-    Finding("radam-lr-applied-twice", "TorchSharp's RAdam multiplies its rectified update by lr twice",
-            cells=("*radam*::continue_*::*::ts0.107.0::*",)),
-    Finding("adadelta-step-never-incremented", "TorchSharp's Adadelta never increments state.step",
-            cells=("*adadelta*::continue_*::*::ts0.107.0::*",)),
-    Finding("groupnorm-uninitialised-affine", "TorchSharp's GroupNorm leaves weight and bias uninitialised",
-            cells=("layernorm_groupnorm::fresh_init::*::ts0.107.0::*",)),
-    Finding("moduledict-to-throws", "a TorchSharp module holding a ModuleDict cannot .to(dtype) (nor .to(device) on a move)",
-            cells=tuple(f"nested_containers::{c}::*::ts0.107.0::*"
-                        for c in ("py2ts", "py2ts2py", "ts2py", "functional", "partial_load", "fresh_init"))),
-    Finding("sequential-own-buffer-dropped", "TorchSharp's nn.Sequential leaves its own buffer out of state_dict",
-            cells=("sequential_own_buffer::py2ts*::*::ts0.107.0::*",
-                   *(f"sequential_own_buffer::{c}::*::ts0.107.0::*"
-                     for c in ("functional", "ts2py", "partial_load", "fresh_init")))),
-    Finding("sequential-tied-weight-listed-once", "TorchSharp's nn.Sequential lists a tied Parameter once in state_dict",
-            cells=("tied_weights::py2ts*::*::ts0.107.0::*",
-                   *(f"tied_weights::{c}::*::ts0.107.0::*" for c in ("functional", "ts2py", "partial_load")))),
-    Finding("jit-load-aborts-on-errorreport", "TorchSharp's torch.jit.load aborts the process on a TorchScript ErrorReport",
-            cells=("nested_*::jit_*::*::ts0.107.0::*",)),
-    Finding("tensor-load-int-max-elements", "TorchSharp's static Tensor.Load refuses more than int.MaxValue elements",
-            cells=("tensor_uint8_huge_numel::tensor_*::*::ts0.107.0::*",)),
-    Finding("module-save-load-non-contiguous", "TorchSharp's Module.save/load throw on a non-contiguous state tensor",
-            cells=("buffer_view_strided::py2ts*::*::ts0.107.0::*",
-                   *(f"buffer_view_strided::{c}::*::ts0.107.0::*"
-                     for c in ("functional", "partial_load", "view_load", "ts2py")))),
+    Finding("radam-lr-applied-twice", "TorchSharp's RAdam multiplies its rectified update by lr twice"),
+    Finding("adadelta-step-never-incremented", "TorchSharp's Adadelta never increments state.step"),
+    Finding("groupnorm-uninitialised-affine", "TorchSharp's GroupNorm leaves weight and bias uninitialised"),
+    Finding("moduledict-to-throws", "a TorchSharp module holding a ModuleDict cannot .to(dtype) (nor .to(device) on a move)"),
+    Finding("sequential-own-buffer-dropped", "TorchSharp's nn.Sequential leaves its own buffer out of state_dict"),
+    Finding("sequential-tied-weight-listed-once", "TorchSharp's nn.Sequential lists a tied Parameter once in state_dict"),
+    Finding("jit-load-aborts-on-errorreport", "TorchSharp's torch.jit.load aborts the process on a TorchScript ErrorReport"),
+    Finding("tensor-load-int-max-elements", "TorchSharp's static Tensor.Load refuses more than int.MaxValue elements"),
+    Finding("module-save-load-non-contiguous", "TorchSharp's Module.save/load throw on a non-contiguous state tensor"),
     Finding("bf16-avx512-conv", "bfloat16 convolution is wrong on AVX-512 CPUs in LibTorch 2.10 and PyTorch 2.6 (oneDNN)",
             script="bf16_conv.py", pytorch=("2.6", "host"), needs_avx512=True),
     Finding("nadam-pytorch113-mu-product", "PyTorch 1.13's default NAdam multiplies mu into mu_product twice",
-            dotnet=False, script="nadam_mu_product.py", pytorch=("host", "2.6"),
-            cells=("*nadam*::continue_*::pt1.*::ts0.107.0::*",)),
+            dotnet=False, script="nadam_mu_product.py", pytorch=("host", "2.6")),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 
