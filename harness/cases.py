@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+from harness.paths import CASES_DIR
+
 # Files made elsewhere (e.g. by a newer PyTorch), kept in the repository: cases/corpus/README.md.
 CORPUS_DIR = CASES_DIR / "corpus"
 

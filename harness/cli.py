@@ -10,35 +10,30 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from harness.cases import CASES_DIR, load_catalogue
-from harness.cells import CHECKS, DEVICES, Cell, CellRunner, make_cells
-from harness.codecs import CodecUnderTest, load_codec
-from harness.drivers.base import Driver, PythonDriver
-from harness.drivers.pytorch import PyTorchDriver
-from harness.drivers.pytorch_worker import PYTORCH26_ROOT, PyTorchUnavailable, chroot_pytorch
-from harness.drivers.torchsharp import (
-    DEFAULT_VERSION,
-    TorchSharpDriver,
-    WorkerUnavailable,
-    build_worker,
-    default_versions,
-)
-from harness.expectations import ExpectedFailures
+from harness.cases import Case, load_catalogue
+from harness.paths import CASES_DIR
+from harness.checks import CHECKS
+from harness.codecs import load_codec
 from harness.diff import main_diff
+from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
+from harness.drivers.pytorch_worker import PYTORCH26_ROOT
+from harness.drivers.torchsharp import DEFAULT_VERSION, WorkerUnavailable, build_worker, default_versions
+from harness.expectations import ExpectedFailures
 from harness.findings import add_parser as add_finding_parser
-from harness.report import Run, html, json_report, junit, markdown
+from harness.paths import REPORTS_DIR, ROOT
+from harness.plan import DEVICES, Cell, make_cells
+from harness.report import Run
+from harness.report.files import point_latest, write_reports
+from harness.runner import CellRunner
+from harness.session import close_all, start_pytorch, start_torchsharp
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _commit() -> str:
@@ -50,70 +45,21 @@ def _commit() -> str:
         return "unknown"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def start_torchsharp(versions: Sequence[str], workdir: Path,
-                     env: Mapping[str, str] | None = None) -> dict[str, Driver | Exception]:
-    drivers: dict[str, Driver | Exception] = {}
-    for v in versions:
-        try:
-            drivers[v] = TorchSharpDriver(v, workdir=workdir, env=env)
-        except WorkerUnavailable as exc:
-            drivers[v] = exc
-    return drivers
-
-
-def start_pytorch(labels: Sequence[str], codec: CodecUnderTest, codec_spec: str,
-                  workdir: Path) -> list[tuple[str, PythonDriver | Exception]]:
-    """``host``: this interpreter's PyTorch, in process; ``2.6``: Debian 13's, in its chroot."""
-    out: list[tuple[str, PythonDriver | Exception]] = []
-    for label in labels:
-        if label == "host":
-            out.append((label, PyTorchDriver(codec)))
-            continue
-        try:
-            if label != "2.6":
-                raise PyTorchUnavailable(f"unknown PyTorch {label!r} (known: host, 2.6)")
-            out.append((label, chroot_pytorch(workdir, codec_spec, codec.name)))
-        except PyTorchUnavailable as exc:
-            out.append((label, exc))
-    return out
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    started = dt.datetime.now(dt.timezone.utc)
-    run_id = args.run_id or started.strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) / run_id
-    catalogue = load_catalogue(Path(args.cases))
-    cases = catalogue.select(args.case, args.feature)
-    if not cases:
-        print("no case matches the selection", file=sys.stderr)
-        return 2
-    codec = load_codec(args.codec)
-    pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
-    ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env))
+def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: Path,
+             pythons: list[tuple[str, PythonDriver | Exception]],
+             ts: dict[str, TorchSharpSide | Exception]) -> tuple[list[tuple[CellRunner, Cell]], dict[str, str]]:
+    """Every selected cell with the runner of its PyTorch, and the run's provenance."""
     expected = ExpectedFailures.load(Path(args.cases) / "expected_failures")
     plan: list[tuple[CellRunner, Cell]] = []
     provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit()}
     for label, py in pythons:
         runner = CellRunner(py, ts, out / "cells", expected, keep_passing=args.keep)
-        version = py.capabilities.version if isinstance(py, PythonDriver) else label
         if isinstance(py, PythonDriver):
             provenance.update(py.capabilities.provenance)
         else:
             provenance[f"PyTorch {label}"] = f"unavailable: {py}"
-        for cell in make_cells(cases, version, args.torchsharp, codec.name, args.check, args.device):
+        version = py.capabilities.version if isinstance(py, PythonDriver) else label
+        for cell in make_cells(cases, version, args.torchsharp, codec_name, args.check, args.device):
             if not args.k or args.k in cell.id:
                 plan.append((runner, cell))
     for v, drv in ts.items():
@@ -121,30 +67,40 @@ def cmd_run(args: argparse.Namespace) -> int:
             provenance.update(drv.capabilities.provenance)
         else:
             provenance[f"TorchSharp {v}"] = f"unavailable: {drv}"
-    run = Run(run_id=run_id, started=started.isoformat(timespec="seconds"), provenance=provenance)
+    return plan, provenance
+
+
+def run_plan(plan: list[tuple[CellRunner, Cell]], run: Run) -> None:
+    """Run every cell in order, one line each on the console."""
     t0 = time.monotonic()
-    try:
-        for i, (runner, cell) in enumerate(plan, 1):
-            result = runner.run(cell)
-            run.cells.append(result)
-            print(f"[{i}/{len(plan)} {time.monotonic() - t0:6.1f}s pt{cell.pytorch} ts{cell.torchsharp}] "
-                  f"{result.outcome:5} {cell.id}"
-                  + (f"  -- {result.reason[:160]}" if result.outcome != "pass" else ""), flush=True)
-    finally:
-        for drv in [*ts.values(), *(py for _, py in pythons)]:
-            if isinstance(drv, Driver):
-                drv.close()
+    for i, (runner, cell) in enumerate(plan, 1):
+        result = runner.run(cell)
+        run.cells.append(result)
+        print(f"[{i}/{len(plan)} {time.monotonic() - t0:6.1f}s pt{cell.pytorch} ts{cell.torchsharp}] "
+              f"{result.outcome:5} {cell.id}"
+              + (f"  -- {result.reason[:160]}" if result.outcome != "pass" else ""), flush=True)
     run.duration_s = round(time.monotonic() - t0, 2)
-    write_atomic(out / "matrix.json", json_report.render(run))
-    write_atomic(out / "matrix.md", markdown.render(run))
-    write_atomic(out / "index.html", html.render(run, report_dir=out))
-    write_atomic(out / "junit.xml", junit.render(run))
-    latest = Path(args.out) / "latest"
-    if latest.is_symlink() or latest.is_file():
-        latest.unlink()
-    elif latest.is_dir():
-        shutil.rmtree(latest)
-    latest.symlink_to(run_id)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = dt.datetime.now(dt.timezone.utc)
+    run_id = args.run_id or started.strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) / run_id
+    cases = load_catalogue(Path(args.cases)).select(args.case, args.feature)
+    if not cases:
+        print("no case matches the selection", file=sys.stderr)
+        return 2
+    codec = load_codec(args.codec)
+    pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
+    ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env))
+    try:
+        plan, provenance = plan_run(args, cases, codec.name, out, pythons, ts)
+        run = Run(run_id=run_id, started=started.isoformat(timespec="seconds"), provenance=provenance)
+        run_plan(plan, run)
+    finally:
+        close_all([*ts.values(), *(py for _, py in pythons)])
+    write_reports(run, out)
+    point_latest(Path(args.out), run_id)
     s = run.summary
     print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, "
           f"{s['skip']} skipped, {s['error']} errors in {run.duration_s:.1f}s -> {out}/matrix.md")
@@ -199,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--check", action="append", choices=CHECKS, help="only these checks")
     r.add_argument("--device", action="append", choices=DEVICES, help="only these devices")
     r.add_argument("-k", help="only cells whose id contains this text")
-    r.add_argument("--out", default=str(ROOT / "reports"))
+    r.add_argument("--out", default=str(REPORTS_DIR))
     r.add_argument("--cases", default=str(CASES_DIR))
     r.add_argument("--run-id")
     r.add_argument("--keep", action="store_true", help="keep the files of passing cells too")

@@ -1,7 +1,7 @@
 """What a codec under test must give besides equal bytes: usable tensors and clear errors.
 
-Two contracts, checked on a file TorchSharp wrote (the ``codec_writable`` and
-``codec_damaged`` checks, harness/cells.py):
+Two contracts, checked on a file TorchSharp wrote (the ``contract_usable`` and
+``contract_damaged`` checks, harness/checks/contract.py):
 
 * :func:`usable_tensors`: what ``load_state_dict`` returns owns writable memory. A tensor
   aliasing read-only bytes (``torch.from_numpy(np.frombuffer(stream.read(n)))``) is undefined

@@ -15,12 +15,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
 
 import torch
+
+from harness.outcomes import Verdict
 
 
 class CodecLoadError(RuntimeError):
@@ -29,6 +32,9 @@ class CodecLoadError(RuntimeError):
 
 class CodecFailure(RuntimeError):
     """The codec under test raised while reading or writing: a failed cell, not a harness bug."""
+
+    def as_verdict(self) -> Verdict:
+        return Verdict("fail", str(self), {"traceback": "".join(traceback.format_exception(self))[-3000:]})
 
 
 def _guard(what: str, fn: Any, *args: Any) -> Any:
@@ -115,9 +121,6 @@ class CodecUnderTest:
             _guard("save_optimizer", generic, optimizer, f)
             return
         _guard(name, fn, optimizer, f)
-
-    def can_save_optimizer(self, optimizer_type: str) -> bool:
-        return self._find("save_" + optimizer_type.lower()) is not None
 
     # --- beyond upstream -----------------------------------------------------------
     @property

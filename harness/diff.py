@@ -139,8 +139,3 @@ def main_diff(old_path: Path, new_path: Path) -> int:
 
 __all__ = ["CellChange", "RunDiff", "diff_runs", "main_diff", "render_diff"]
 
-if __name__ == "__main__":  # python3 -m harness.diff OLD NEW, until the CLI grows a subcommand
-    if len(sys.argv) != 3:
-        print("usage: python3 -m harness.diff OLD/matrix.json NEW/matrix.json", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main_diff(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -103,7 +103,7 @@ def _entry(raw: Any, where: str) -> ExpectedFailure:
     finding = raw.get("finding")
     if finding is not None and not isinstance(finding, str):
         raise ExpectedFailureError(f"{where}: 'finding' must be a slug of docs/findings/")
-    return ExpectedFailure(tuple(cells), expect, str(raw["reason"]).strip(), where, finding, tuple(when))
+    return ExpectedFailure(tuple(cells), expect, " ".join(str(raw["reason"]).split()), where, finding, tuple(when))
 
 
 @dataclass

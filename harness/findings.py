@@ -25,18 +25,18 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.pytorch_worker import PYTORCH26_ROOT
 from harness.drivers.torchsharp import DEFAULT_VERSION, LIBTORCH_FOR
+from harness.paths import BUILD_DIR, DOTNET_DIR, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT = ROOT / "dotnet" / "Findings"
+PROJECT = DOTNET_DIR / "Findings"
 SCRIPTS = ROOT / "scripts" / "findings"
 DOCS = ROOT / "docs" / "findings"
-BUILD_ROOT = Path(os.environ.get("HARNESS_BUILD_DIR", ROOT / "build")) / "findings"
+BUILD_ROOT = BUILD_DIR / "findings"
 HOST_PYTHON = "/usr/bin/python3"
 
 REPRODUCED, FIXED, NOT_APPLICABLE = "REPRODUCED", "FIXED", "NOT-APPLICABLE"

@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from harness.cases import CASES_DIR
+from harness.paths import CASES_DIR
 
 GENERATED_DIR = CASES_DIR / "generated"
 EXAMPLES = int(os.environ.get("HARNESS_GENERATED_EXAMPLES", "8"))

@@ -5,12 +5,11 @@ Values are made by the host's PyTorch only; the other side receives them as file
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 
 import torch
 
-from harness.cases import ModelCase, TensorCase
+from harness.cases import TensorCase
 from harness.torch_build import DTYPES
 
 _F32_BITS = [0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7FC00001, 0xFFBFFFFF,
@@ -70,20 +69,6 @@ def make_tensor(case: TensorCase) -> torch.Tensor:
         return edge_values(dtype, rows * cols).reshape(cols, rows).t()
     n = math.prod(case.shape)
     return edge_values(dtype, n).reshape(case.shape)
-
-
-def make_input(case: ModelCase, seed: int) -> torch.Tensor:
-    """The functional check's input: seeded randn in the model's dtype, or integers."""
-    gen = torch.Generator().manual_seed(seed)
-    spec = case.input or {}
-    if spec.get("dtype") in ("int64", "int32"):
-        return torch.randint(int(spec.get("low", 0)), int(spec["high"]), list(case.input_shape), generator=gen,
-                             dtype=DTYPES[spec["dtype"]])
-    return torch.randn(list(case.input_shape), generator=gen, dtype=torch.float64).to(DTYPES[case.dtype])
-
-
-def f32_bits(t: torch.Tensor) -> list[int]:  # for tests and messages
-    return [struct.unpack("<I", struct.pack("<f", float(v)))[0] for v in t.flatten().tolist()]
 
 
 def fill_with_edge_values(model: torch.nn.Module, seed: int) -> None:

@@ -10,6 +10,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 OUTCOMES = ("pass", "fail", "xfail", "xpass", "skip", "error")
+
+
+@dataclass
+class Verdict:
+    """How an exception that ends a cell reads as the cell's outcome. Exceptions that can end
+    a cell say so themselves with ``as_verdict()`` (checks, worker exchanges, the codec under
+    test); any other exception is a harness error. ``restart``: the worker behind it may be
+    dead or stuck and must be restarted before the next cell."""
+
+    outcome: str
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+    restart: bool = False
 BAD_OUTCOMES = frozenset({"fail", "xpass", "error"})
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness.cases import load_catalogue
-from harness.cells import CHECKS, DEVICES, Cell, CellRunner, make_cells
+from harness.checks import CHECKS
+from harness.plan import DEVICES, make_cells
+from harness.runner import CellRunner
 from harness.expectations import ExpectedFailures
 from harness.outcomes import CellResult
 
@@ -47,10 +49,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def cell_runner(request: pytest.FixtureRequest) -> Iterator[CellRunner]:
-    from harness.cases import CASES_DIR
-    from harness.cli import start_torchsharp
+    from harness.paths import CASES_DIR
+    from harness.session import close_all, start_torchsharp
     from harness.codecs import load_codec
-    from harness.drivers.base import Driver
     from harness.drivers.pytorch import PyTorchDriver
 
     config = request.config
@@ -61,9 +62,7 @@ def cell_runner(request: pytest.FixtureRequest) -> Iterator[CellRunner]:
         try:
             yield runner
         finally:
-            for drv in ts.values():
-                if isinstance(drv, Driver):
-                    drv.close()
+            close_all(ts.values())
 
 
 def assert_outcome(result: CellResult) -> None:
@@ -76,6 +75,3 @@ def assert_outcome(result: CellResult) -> None:
         pytest.skip(result.reason)
     pytest.fail(f"{result.outcome}: {result.reason}\nevidence: {result.evidence}", pytrace=False)
 
-
-def run_cell(runner: CellRunner, cell: Cell) -> CellResult:
-    return runner.run(cell)

@@ -50,8 +50,7 @@ class Server:
         if op == "hello":
             c = d.capabilities
             return {"protocol": 1, "implementation": c.name, "version": c.version, "devices": sorted(c.devices),
-                    "optimizers": sorted(c.optimizers), "modules": sorted(c.modules),
-                    "can_read_optimizer": c.can_read_optimizer, "can_read_tensor": c.can_read_tensor,
+                    "optimizers": sorted(c.optimizers), "features": sorted(c.features),
                     "provenance": dict(c.provenance),
                     "machine": c.machine.to_json() if c.machine else None}
         if op == "build":

@@ -267,11 +267,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any]) -
     return SCHEDULERS[kind](optimizer, **{k: v for k, v in spec.items() if k != "type"})
 
 
-def parameter_order(spec: Mapping[str, Any]) -> list[str]:
-    """Parameter names in optimizer-state order (groups in order, params in order)."""
-    return [name for group in spec["groups"] for name in group["params"]]
-
-
 def reference_parameters(model_spec: Mapping[str, Any], dtype: str, seed: int) -> dict[str, torch.Tensor]:
     """Named parameters of the case's model built by the host's PyTorch: the shapes and
     dtypes gradients are made for, whichever implementation then consumes them."""
@@ -299,10 +294,11 @@ INT_DTYPES = ("uint8", "int8", "int16", "int32", "int64")
 
 
 def make_input(input_shape: Sequence[int], generator: torch.Generator, dtype: torch.dtype,
-               input_spec: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """One model input: ``randn(input_shape)`` (float32, then the model's ``dtype``), or, for
-    a case's ``input`` spec ``{"dtype": "int64", "low": 0, "high": N}``, ``randint(low, high)``
-    of that integer dtype (Embedding / EmbeddingBag models)."""
+               input_spec: Mapping[str, Any] | None = None, draw: torch.dtype = torch.float32) -> torch.Tensor:
+    """One model input: ``randn(input_shape)`` drawn in ``draw`` (training: float32; the
+    output checks: float64, so the input is the same whatever the model's dtype), then the
+    model's ``dtype``; or, for a case's ``input`` spec ``{"dtype": "int64", "low": 0, "high":
+    N}``, ``randint(low, high)`` of that integer dtype (Embedding / EmbeddingBag models)."""
     shape = list(input_shape)
     if input_spec:
         unknown = set(input_spec) - {"dtype", "low", "high"}
@@ -312,8 +308,8 @@ def make_input(input_shape: Sequence[int], generator: torch.Generator, dtype: to
         if name in INT_DTYPES:
             return torch.randint(int(input_spec.get("low", 0)), int(input_spec["high"]), shape,
                                  generator=generator, dtype=DTYPES[name])
-        return torch.randn(shape, generator=generator).to(DTYPES[name])
-    return torch.randn(shape, generator=generator).to(dtype)
+        return torch.randn(shape, generator=generator, dtype=draw).to(DTYPES[name])
+    return torch.randn(shape, generator=generator, dtype=draw).to(dtype)
 
 
 def train_model(model: nn.Module, input_shape: Sequence[int], steps: int, seed: int,

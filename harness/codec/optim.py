@@ -73,11 +73,6 @@ class OptimizerRecord:
     states: list[dict[str, Value]]
     param_counts: list[int] | None = None
 
-    @property
-    def group_sizes(self) -> list[int] | None:
-        """Alias of :attr:`param_counts`."""
-        return self.param_counts
-
 
 @dataclass(frozen=True)
 class Opt:

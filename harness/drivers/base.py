@@ -57,9 +57,10 @@ class Capabilities:
     version: str                  # "0.107.0", "1.13.1"
     devices: frozenset[str] = frozenset({"cpu"})
     optimizers: frozenset[str] = frozenset()
-    modules: frozenset[str] = frozenset()
-    can_read_optimizer: bool = True   # PyTorch side: the codec under test reads optimizer files
-    can_read_tensor: bool = True      # PyTorch side: the codec under test reads single-tensor files
+    # What the driver can do beyond the Driver interface; checks declare what they need
+    # (harness/checks/registry.py NEEDS). PyTorch side: "read_optimizer", "read_tensor" (the
+    # codec under test has those readers); TorchSharp side: "jit", "tensor_file".
+    features: frozenset[str] = frozenset()
     provenance: Mapping[str, str] = field(default_factory=dict)
     machine: Machine | None = None  # what the implementation's process runs on (kernel choice)
 
@@ -111,6 +112,24 @@ class Driver(ABC):
     def close(self) -> None:
         """Release the implementation (stop a worker process)."""
 
+    def ensure_alive(self) -> None:
+        """Restart the implementation's process after a crash or timeout (in-process: nothing)."""
+
+
+class TorchSharpSide(Driver):
+    """A TorchSharp implementation: also TorchScript and single-tensor files, when its
+    capabilities list "jit" / "tensor_file"."""
+
+    @abstractmethod
+    def jit_run(self, path: Path, x: torch.Tensor,
+                resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
+        """``torch.jit.load``: its state digests and output for ``x`` (and ``torch.jit.save``
+        to ``resave``)."""
+
+    @abstractmethod
+    def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
+        """Static ``Tensor.Load(source)`` then ``Save(dest)``; the digest of what was loaded."""
+
 
 class PythonDriver(Driver):
     """The PyTorch side: also reads files through the codec under test."""
@@ -150,10 +169,6 @@ class PythonDriver(Driver):
     @abstractmethod
     def advance_schedule(self) -> None:
         """Step the case's LR scheduler, if it has one (only while making state)."""
-
-
-def is_optimizer_case(case: Case) -> bool:
-    return isinstance(case, OptimizerCase)
 
 
 def model_case_of(case: Case) -> ModelCase:

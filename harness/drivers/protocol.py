@@ -36,6 +36,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from harness.outcomes import Verdict
+
 PROTOCOL_VERSION = 1
 
 
@@ -43,6 +45,10 @@ class WorkerError(Exception):
     """Base of everything a worker exchange can end in, other than ``ok``."""
 
     kind = "error"
+
+    def as_verdict(self) -> Verdict:
+        """A dead, stuck or garbled worker: an error cell, and the worker restarts."""
+        return Verdict("error", f"{self.kind}: {str(self)[:1500]}", {"worker": self.kind}, restart=True)
 
 
 class WorkerParseError(WorkerError):
@@ -59,9 +65,16 @@ class WorkerRuntimeError(WorkerError):
         self.stack = str(error.get("stack", ""))
         super().__init__(f"{op}: {self.error_type}: {self.error_message}")
 
+    def as_verdict(self) -> Verdict:
+        """The implementation threw: the cell fails with its exception and stack."""
+        return Verdict("fail", f"TorchSharp threw in {self}", {"stack": self.stack[-2000:]})
+
 
 class WorkerSkipped(WorkerError):
     kind = "skipped"
+
+    def as_verdict(self) -> Verdict:
+        return Verdict("skip", f"TorchSharp declined: {self}")
 
 
 class WorkerTimeout(WorkerError):

@@ -36,8 +36,9 @@ class PyTorchDriver(PythonDriver):
         machine = probe(threads=torch.get_num_threads())
         self.capabilities = Capabilities(
             name="PyTorch", version=version, devices=frozenset(devices),
-            optimizers=frozenset(torch_build.OPTIMIZERS), modules=frozenset(torch_build.MODULES),
-            can_read_optimizer=codec.can_read_optimizer, can_read_tensor=codec.can_read_tensor,
+            optimizers=frozenset(torch_build.OPTIMIZERS),
+            features=frozenset({"read_optimizer"} if codec.can_read_optimizer else set())
+            | frozenset({"read_tensor"} if codec.can_read_tensor else set()),
             provenance={"torch": torch.__version__, "numpy": numpy.__version__,
                         "python": platform.python_version(), "codec": f"{codec.name} {codec.version()}",
                         **{f"PyTorch {version} {k}": v for k, v in machine.describe().items()}},

@@ -16,15 +16,15 @@ from typing import Any
 
 import torch
 
-from harness import codec as trusted_codec  # plumbing: tensors travel as files
 from harness.cases import Case
 from harness.codecs import CodecFailure
 from harness.digest import TensorDigest, module_digest_from_json
 from harness.machine import Machine
+from harness.paths import ROOT
 from harness.drivers.base import Capabilities, Digest, OptimizerDigest, PythonDriver
+from harness.drivers.scratch import Scratch
 from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError, WorkerRuntimeError
 
-ROOT = Path(__file__).resolve().parents[2]
 PYTORCH26_ROOT = Path(os.environ.get("PYTORCH26_ROOT", ROOT / "build" / "pytorch-2.6" / "root"))
 
 
@@ -41,11 +41,9 @@ class PyTorchWorkerDriver(PythonDriver):
                  codec_name: str, timeout: float = 300.0):
         self.argv = list(argv)
         self.path_map = dict(path_map)
-        self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.scratch = Scratch(workdir)
         self.codec_name = codec_name
         self.timeout = timeout
-        self._n = 0
         self.start()
 
     def start(self) -> None:
@@ -57,8 +55,7 @@ class PyTorchWorkerDriver(PythonDriver):
             raise PyTorchUnavailable(f"PyTorch worker did not start: {exc}") from exc
         self.capabilities = Capabilities(
             name="PyTorch", version=str(hello["version"]), devices=frozenset(hello["devices"]),
-            optimizers=frozenset(hello["optimizers"]), modules=frozenset(hello["modules"]),
-            can_read_optimizer=bool(hello["can_read_optimizer"]), can_read_tensor=bool(hello["can_read_tensor"]),
+            optimizers=frozenset(hello["optimizers"]), features=frozenset(hello["features"]),
             provenance={f"{k} (PyTorch {hello['version']} worker)": str(v) for k, v in hello["provenance"].items()},
             machine=Machine.from_json(hello["machine"]) if hello.get("machine") else None)
 
@@ -84,9 +81,6 @@ class PyTorchWorkerDriver(PythonDriver):
                 raise CodecFailure(exc.error_message) from exc
             raise RemotePyTorchError(f"{exc.error_type}: {exc.error_message}") from exc
 
-    def _tmp(self, stem: str) -> Path:
-        self._n += 1
-        return self.workdir / f"{stem}-{os.getpid()}-{self._n}.dat"
 
     def build(self, case: Case, device: str) -> None:
         self._call("build", case=case.name, device=device)
@@ -104,28 +98,16 @@ class PyTorchWorkerDriver(PythonDriver):
         self._call("save_optimizer", path=self._p(path))
 
     def step(self, grads: Mapping[str, torch.Tensor]) -> None:
-        files = {name: self._tmp("grad") for name in grads}
-        try:
-            for name, g in grads.items():
-                trusted_codec.write_tensor(files[name], g)
-            self._call("step", grads={name: self._p(p) for name, p in files.items()})
-        finally:
-            for p in files.values():
-                p.unlink(missing_ok=True)
+        self.scratch.exchange(grads, [], lambda p: self._call("step", grads={n: self._p(f) for n, f in p.items()}))
 
     def train(self, steps: int, seed: int, input_shape: Sequence[int],
               input_spec: Mapping[str, Any] | None = None) -> None:
         self._call("train", steps=steps, seed=seed, input_shape=list(input_shape), input=input_spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inp, out = self._tmp("input"), self._tmp("output")
-        try:
-            trusted_codec.write_tensor(inp, x)
-            self._call("forward", input=self._p(inp), output=self._p(out))
-            return trusted_codec.read_tensor(out)
-        finally:
-            inp.unlink(missing_ok=True)
-            out.unlink(missing_ok=True)
+        _, out = self.scratch.exchange({"input": x}, ["output"], lambda p: self._call(
+            "forward", input=self._p(p["input"]), output=self._p(p["output"])))
+        return out["output"]
 
     def digest(self) -> Digest:
         r = self._call("digest")
@@ -146,38 +128,22 @@ class PyTorchWorkerDriver(PythonDriver):
         self._call("load_saved_state", path=self._p(path))
 
     def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:
-        inp = self._tmp("tensor")
-        try:
-            trusted_codec.write_tensor(inp, tensor)
-            self._call("write_tensor_file", input=self._p(inp), output=self._p(path))
-        finally:
-            inp.unlink(missing_ok=True)
+        self.scratch.exchange({"tensor": tensor}, [], lambda p: self._call(
+            "write_tensor_file", input=self._p(p["tensor"]), output=self._p(path)))
 
     def read_tensor_file(self, path: Path) -> torch.Tensor:
-        out = self._tmp("tensor")
-        try:
-            self._call("read_tensor_file", input=self._p(path), output=self._p(out))
-            return trusted_codec.read_tensor(out)
-        finally:
-            out.unlink(missing_ok=True)
+        _, out = self.scratch.exchange({}, ["tensor"], lambda p: self._call(
+            "read_tensor_file", input=self._p(path), output=self._p(p["tensor"])))
+        return out["tensor"]
 
     def save_torchscript(self, path: Path, example: torch.Tensor) -> None:
-        inp = self._tmp("example")
-        try:
-            trusted_codec.write_tensor(inp, example)
-            self._call("save_torchscript", path=self._p(path), example=self._p(inp))
-        finally:
-            inp.unlink(missing_ok=True)
+        self.scratch.exchange({"example": example}, [], lambda p: self._call(
+            "save_torchscript", path=self._p(path), example=self._p(p["example"])))
 
     def run_torchscript(self, path: Path, x: torch.Tensor) -> tuple[dict[str, TensorDigest], torch.Tensor]:
-        inp, out = self._tmp("input"), self._tmp("output")
-        try:
-            trusted_codec.write_tensor(inp, x)
-            r = self._call("run_torchscript", path=self._p(path), input=self._p(inp), output=self._p(out))
-            return module_digest_from_json(r["module"]), trusted_codec.read_tensor(out)
-        finally:
-            inp.unlink(missing_ok=True)
-            out.unlink(missing_ok=True)
+        r, out = self.scratch.exchange({"input": x}, ["output"], lambda p: self._call(
+            "run_torchscript", path=self._p(path), input=self._p(p["input"]), output=self._p(p["output"])))
+        return module_digest_from_json(r["module"]), out["output"]
 
     def advance_schedule(self) -> None:
         self._call("advance_schedule")

@@ -22,7 +22,7 @@ from harness import codec as trusted_codec  # plumbing only: gradient files for 
 from harness.cases import Case, OptimizerCase
 from harness.digest import TensorDigest, module_digest_from_json
 from harness.machine import probe
-from harness.drivers.base import Capabilities, Digest, Driver, OptimizerDigest, model_case_of
+from harness.drivers.base import Capabilities, Digest, OptimizerDigest, TorchSharpSide, model_case_of
 from harness.drivers.protocol import (
     ProcessFailed,
     SubprocessTransport,
@@ -115,7 +115,7 @@ def build_worker(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
     return dll
 
 
-class TorchSharpDriver(Driver):
+class TorchSharpDriver(TorchSharpSide):
     def __init__(self, version: str = DEFAULT_VERSION, workdir: Path | None = None, timeout: float = 120.0,
                  env: Mapping[str, str] | None = None):
         self.version = version
@@ -149,7 +149,7 @@ class TorchSharpDriver(Driver):
             name="TorchSharp", version=str(self.hello.get("version", self.version)),
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
             optimizers=frozenset(self.hello.get("optimizers", [])),
-            modules=frozenset(self.hello.get("modules", [])),
+            features=frozenset({"jit", "tensor_file"}),
             provenance={"TorchSharp": str(self.hello.get("version", self.version)),
                         "libtorch": str(self.hello.get("libtorch", "?")),
                         "dotnet": str(self.hello.get("runtime", "?")),
@@ -232,8 +232,6 @@ class TorchSharpDriver(Driver):
             out.unlink(missing_ok=True)
 
     def jit_run(self, path: Path, x: torch.Tensor, resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
-        """``torch.jit.load`` in TorchSharp: its state digests and output for ``x``
-        (and ``torch.jit.save`` to ``resave``)."""
         self._step_no += 1
         inp = self.workdir / f"jit-input-{os.getpid()}-{self._step_no}.dat"
         out = self.workdir / f"jit-output-{os.getpid()}-{self._step_no}.dat"
@@ -247,7 +245,6 @@ class TorchSharpDriver(Driver):
             out.unlink(missing_ok=True)
 
     def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
-        """Static ``Tensor.Load(source)`` then ``Save(dest)``; the digest of what was loaded."""
         return TensorDigest.from_json(self.call("tensor_roundtrip", input=str(source), output=str(dest)))
 
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:

@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.outcomes import OUTCOMES, CellResult
-from harness.report.model import Run
+from harness.report.model import Run, check_rank
 
 LABEL = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}
-CHECK_ORDER = ("py2ts", "py2ts2py", "ts2py")
 # Evidence sections list the worst outcomes first.
 SEVERITY = ("error", "fail", "xpass", "xfail", "skip", "pass")
 NO_FEATURE = "(no feature)"
@@ -113,8 +112,7 @@ def _column_key(col: Column, all_skipped: frozenset[Impl] = frozenset()) -> tupl
     unavailable TorchSharp version, goes last); then CPU before CUDA, the newest TorchSharp
     first, PyTorch versions in order, codec, and the checks in their usual order."""
     check, pytorch, torchsharp, device, codec = col
-    order = CHECK_ORDER.index(check) if check in CHECK_ORDER else len(CHECK_ORDER)
-    return (col[1:] in all_skipped, device, _newest_first(torchsharp), pytorch, codec, order, check)
+    return (col[1:] in all_skipped, device, _newest_first(torchsharp), pytorch, codec, check_rank(check), check)
 
 
 def anchor(cell_id: str) -> str:

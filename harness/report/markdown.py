@@ -1,7 +1,7 @@
 """matrix.md: a readable table, cases as rows and (check x implementations) as columns."""
 from __future__ import annotations
 
-from harness.report.model import Run
+from harness.report.model import Run, check_rank
 
 SYMBOL = {"pass": "✅ pass", "fail": "❌ FAIL", "xfail": "⚠️ xfail", "xpass": "❗ XPASS",
           "skip": "⏭ skip", "error": "💥 ERROR"}
@@ -18,8 +18,7 @@ def render(run: Run) -> str:
     s = run.summary
     lines += ["Summary: " + ", ".join(f"{n} {k}" for k, n in s.items() if n), ""]
     columns = sorted({(c.check, c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells},
-                     key=lambda k: (k[3], k[2], k[1], k[4], ("py2ts", "py2ts2py", "ts2py").index(k[0])
-                                    if k[0] in ("py2ts", "py2ts2py", "ts2py") else 9))
+                     key=lambda k: (k[3], k[2], k[1], k[4], check_rank(k[0]), k[0]))
     cases = list(dict.fromkeys(c.case for c in run.cells))
     index = {(c.case, c.check, c.pytorch, c.torchsharp, c.device, c.codec): c for c in run.cells}
     head = ["case"] + [f"{ch}<br>pt{pt} ts{ts}<br>{dev} {co}" for ch, pt, ts, dev, co in columns]

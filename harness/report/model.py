@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.checks import CHECKS
 from harness.outcomes import BAD_OUTCOMES, CellResult, summarise
 
 SCHEMA_VERSION = 1
+
+
+def check_rank(check: str) -> int:
+    """A check's place in reports: the registry's order (harness/checks/), unknown checks
+    (from another harness version's matrix.json) last."""
+    return CHECKS.index(check) if check in CHECKS else len(CHECKS)
 
 
 class ReportSchemaError(ValueError):

@@ -1,5 +1,6 @@
 """Every catalogue cell against real TorchSharp (the worker is built and started once)."""
-from harness.cells import Cell, CellRunner
+from harness.plan import Cell
+from harness.runner import CellRunner
 from harness.pytest_plugin import assert_outcome
 
 

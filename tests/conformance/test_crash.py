@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.cases import load_catalogue
-from harness.cells import Cell, CellRunner
+from harness.plan import Cell
+from harness.runner import CellRunner
 from harness.drivers.protocol import WorkerTimeout
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from harness.cases import load_catalogue, parse_model_case
-from harness.cells import Cell, CellRunner
+from harness.plan import Cell
+from harness.runner import CellRunner
 from harness.codecs import CodecUnderTest, load_codec
 from harness.drivers.pytorch import PyTorchDriver
 from harness.generate import EXAMPLES, model_cases, record_failure

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases import CASES_DIR, load_catalogue
-from harness.cells import Cell, CellRunner
+from harness.cases import load_catalogue
+from harness.paths import CASES_DIR
+from harness.plan import Cell
+from harness.runner import CellRunner
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
 from harness.expectations import ExpectedFailures
 

@@ -8,7 +8,8 @@ import pytest
 
 from harness import torch_build
 from harness.cases import load_catalogue
-from harness.cells import Cell, CellRunner
+from harness.plan import Cell
+from harness.runner import CellRunner
 from harness.codecs import CodecUnderTest
 from harness.drivers.pytorch import PyTorchDriver
 

@@ -13,18 +13,19 @@ import torch
 from harness.cases import Case
 from harness.codecs import load_codec
 from harness.digest import TensorDigest
-from harness.drivers.base import Capabilities, Digest, Driver
+from harness.drivers.base import Capabilities, Digest, TorchSharpSide
 from harness.drivers.protocol import WorkerCrash, WorkerRuntimeError, WorkerSkipped
 from harness.drivers.pytorch import PyTorchDriver
 
 
-class FakeTorchSharp(Driver):
+class FakeTorchSharp(TorchSharpSide):
     def __init__(self, fault: str | None = None):
         self.inner = PyTorchDriver(load_codec("ours"))
         self.fault = fault
         self.restarts = 0
         self.capabilities = Capabilities(name="FakeTorchSharp", version="0.0-fake", devices=frozenset({"cpu"}),
-                                         optimizers=self.inner.capabilities.optimizers)
+                                         optimizers=self.inner.capabilities.optimizers,
+                                         features=frozenset({"jit", "tensor_file"}))
 
     def build(self, case: Case, device: str) -> None:
         self.inner.build(case, device)

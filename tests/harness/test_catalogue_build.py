@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.cases import CASES_DIR, CORPUS_DIR, load_catalogue
+from harness.cases import CORPUS_DIR, load_catalogue
+from harness.paths import CASES_DIR
 from harness.torch_build import (DTYPES, INT_DTYPES, SpecError, SpecSequential, build_model, build_module,
                                  make_input, train_model)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.cases import load_catalogue
-from harness.cells import Cell, CellRunner
+from harness.plan import Cell
+from harness.runner import CellRunner
 from harness.codecs import load_codec
 from harness.drivers.pytorch import PyTorchDriver
 from harness.expectations import ExpectedFailure, ExpectedFailures
@@ -121,7 +122,7 @@ def test_large_cells_skip_with_the_reason_when_switched_off(tmp_path, monkeypatc
 
 
 def test_large_cell_obstacles_name_memory_and_disk(tmp_path, monkeypatch):
-    import harness.cells as cells
+    import harness.runner as cells
     monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
     monkeypatch.setattr(cells, "LARGE_MIN_MEMORY", 1 << 60)
     assert "free memory" in (cells.large_cell_obstacle(tmp_path / "not" / "yet") or "")
@@ -133,7 +134,7 @@ def test_large_cell_obstacles_name_memory_and_disk(tmp_path, monkeypatch):
 
 
 def test_failing_cell_evidence_drops_only_oversized_files(tmp_path):
-    from harness.cells import prune_evidence
+    from harness.evidence import prune_evidence
     (tmp_path / "big.dat").write_bytes(b"x" * 101)
     (tmp_path / "small.dat").write_bytes(b"y" * 100)
     assert prune_evidence(tmp_path, limit=100) == ["big.dat (101 bytes)"]
@@ -142,7 +143,7 @@ def test_failing_cell_evidence_drops_only_oversized_files(tmp_path):
 
 
 def test_view_load_runs_only_for_cases_with_views_and_passes_a_faithful_fake(tmp_path):
-    from harness.cells import checks_for
+    from harness.plan import checks_for
     assert "view_load" in checks_for(next(c for c in CAT.all() if c.name == "buffer_views"))
     assert "view_load" not in checks_for(next(c for c in CAT.all() if c.name == "lenet1"))
     result = runner_with(tmp_path, FakeTorchSharp()).run(cell("buffer_views", "view_load"))
@@ -183,8 +184,8 @@ def test_every_expected_failure_line_matches_a_cell_of_the_default_matrix():
     # xpass only guards entries that still match something.
     import fnmatch
 
-    from harness.cases import CASES_DIR
-    from harness.cells import make_cells
+    from harness.paths import CASES_DIR
+    from harness.plan import make_cells
     ids = [c.id for pt in ("1.13.0a0", "2.6.0") for c in make_cells(CAT.all(), pt, ["0.107.0"], "ours")]
     stale = [f"{e.source}: {p}" for e in ExpectedFailures.load(CASES_DIR / "expected_failures").entries
              for p in e.cells if not fnmatch.filter(ids, p)]

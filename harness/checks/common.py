@@ -1,0 +1,80 @@
+"""What several checks do the same way: make PyTorch's state, carry it into TorchSharp."""
+from __future__ import annotations
+
+import torch
+
+from harness import torch_build
+from harness.cases import CORPUS_DIR, ModelCase, OptimizerCase
+from harness.checks.registry import CheckFailed, Context, fail_if
+from harness.compare import compare_modules, compare_optimizers
+from harness.drivers.base import Digest, model_case_of
+
+# The forward input of the output checks comes from a generator seeded case.seed + this, so it
+# is not one of the inputs the model was trained on (those use case.seed).
+INPUT_SEED_OFFSET = 7
+# TorchSharp trains from case.seed + this: the state it saves then differs from any state
+# PyTorch made from the case's seed, so a reader that handed back PyTorch's own values (or a
+# cell that compared PyTorch with itself) could not pass ts2py.
+TS_TRAIN_SEED_OFFSET = 1000
+
+
+def forward_input(case: ModelCase) -> torch.Tensor:
+    """The input both sides (and the float64 reference) run the model on."""
+    return torch_build.make_input(case.input_shape, torch.Generator().manual_seed(case.seed + INPUT_SEED_OFFSET),
+                                  torch_build.DTYPES[case.dtype], case.input, draw=torch.float64)
+
+
+def make_python_state(ctx: Context) -> None:
+    """PyTorch makes the case's state: a model case trains; an optimizer case steps on fixed
+    gradients (or loads a corpus file made by another PyTorch)."""
+    case = ctx.cell.case
+    ctx.py.build(case, ctx.cell.device)
+    mc = model_case_of(case)
+    if isinstance(case, OptimizerCase) and case.state_from:
+        path = CORPUS_DIR / case.state_from
+        if not path.exists():
+            raise CheckFailed(f"corpus file {path} is missing (cases/corpus/ is part of the repository)")
+        ctx.py.load_saved_state(path)
+    elif isinstance(case, OptimizerCase):
+        params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)
+        for step in range(case.steps):
+            ctx.py.step(torch_build.make_gradients(params, mc.seed, step, skip=case.no_grad))
+            ctx.py.advance_schedule()
+    else:
+        ctx.py.train(mc.train_steps, mc.seed, mc.input_shape, mc.input)
+
+
+def py_to_ts(ctx: Context, compare: bool = True) -> Digest:
+    """PyTorch's state, written by the codec under test, loaded by TorchSharp; with
+    ``compare``, TorchSharp's digests must equal PyTorch's. Returns PyTorch's digest."""
+    case, d = ctx.cell.case, ctx.d
+    is_opt = isinstance(case, OptimizerCase)
+    make_python_state(ctx)
+    ctx.py.save_module(d / "py_module.dat")
+    if is_opt:
+        ctx.py.save_optimizer(d / "py_optimizer.dat")
+    expected = ctx.py.digest()
+    ctx.ts.build(case, ctx.cell.device)
+    ctx.ts.load_module(d / "py_module.dat")
+    if is_opt:
+        ctx.ts.load_optimizer(d / "py_optimizer.dat")
+    if not compare:
+        return expected
+    got = ctx.ts.digest()
+    ctx.details["tensors"] = len(expected.module)
+    ctx.details["torchsharp_order_matches"] = list(expected.module) == list(got.module)
+    problems = compare_modules(expected.module, got.module, "PyTorch", "TorchSharp")
+    problems += compare_optimizers(expected.optimizer, got.optimizer, "TorchSharp")
+    fail_if(problems, "TorchSharp holds other state than PyTorch exported", ctx.details)
+    return expected
+
+
+def ts_makes_state(ctx: Context, steps: int) -> None:
+    """TorchSharp builds the case and trains it (its own forward, backward and step), then
+    saves module (and optimizer) files ts_module.dat / ts_optimizer.dat."""
+    mc = model_case_of(ctx.cell.case)
+    ctx.ts.build(ctx.cell.case, ctx.cell.device)
+    ctx.ts.train(steps, mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape, mc.input)
+    ctx.ts.save_module(ctx.d / "ts_module.dat")
+    if isinstance(ctx.cell.case, OptimizerCase):
+        ctx.ts.save_optimizer(ctx.d / "ts_optimizer.dat")

@@ -1,0 +1,27 @@
+"""The codec under test's contract on a file TorchSharp wrote (harness/codec_contract.py).
+
+``contract_usable``   what it reads owns writable memory, unshared, and writing into it does
+                      not change the next load.
+``contract_damaged``  damaged copies of the file give an error that says where, never a
+                      programming error (TypeError, IndexError, ...) or a value.
+"""
+from __future__ import annotations
+
+from harness.checks.common import ts_makes_state
+from harness.checks.registry import Context, check, fail_if
+from harness.drivers.base import model_case_of
+
+
+def _contract(ctx: Context, which: str, what: str) -> None:
+    ts_makes_state(ctx, model_case_of(ctx.cell.case).train_steps)
+    fail_if(ctx.py.codec_contract(ctx.d / "ts_module.dat", which), what, ctx.details)
+
+
+@check("contract_usable", {"model"})
+def contract_usable(ctx: Context) -> None:
+    _contract(ctx, "usable", f"codec {ctx.py.codec_name!r} returns tensors that are not safely usable")
+
+
+@check("contract_damaged", {"model"})
+def contract_damaged(ctx: Context) -> None:
+    _contract(ctx, "damaged", f"codec {ctx.py.codec_name!r} gives no clear error for a damaged file")

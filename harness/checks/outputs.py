@@ -1,0 +1,98 @@
+"""Output checks: the same input through both sides' models, and the float64 reference.
+
+``functional``  PyTorch's trained state loaded into TorchSharp; both run the input in eval
+                mode.
+``jit_py2ts``   PyTorch traces its model (``torch.jit.trace``) and saves it; TorchSharp's
+                ``torch.jit.load`` runs it: same state as PyTorch's own ScriptModule, same
+                outputs.
+``jit_ts2py``   TorchSharp ``torch.jit.save``s the script it loaded; PyTorch loads and runs it.
+
+Outputs must agree with each other AND each with the float64 reference (harness/reference.py,
+harness/bounds.py), so two equally wrong sides fail too.
+"""
+from __future__ import annotations
+
+import torch
+
+from harness import bounds, reference
+from harness import codec as trusted_codec  # snapshots of PyTorch's state for the reference
+from harness.cases import ModelCase
+from harness.checks.common import forward_input, make_python_state, py_to_ts
+from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if
+from harness.compare import compare_modules
+from harness.digest import TensorDigest
+
+
+def reference_output(ctx: Context, x: torch.Tensor) -> torch.Tensor:
+    """The float64 reference for ``x`` from the state PyTorch holds."""
+    assert isinstance(ctx.cell.case, ModelCase)  # only model cases get output checks
+    ctx.py.snapshot(ctx.d / "reference_state.dat", None)
+    return reference.forward(ctx.cell.case, trusted_codec.read_state_dict(ctx.d / "reference_state.dat"), x)
+
+
+def compare_outputs(ctx: Context, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, a_name: str, b_name: str) -> None:
+    problem = bounds.compare_outputs(a, b, reference_output(ctx, x), a_name, b_name, ctx.details)
+    if problem:
+        raise CheckFailed(problem, ctx.details)
+
+
+@check("functional", {"model"})
+def functional(ctx: Context) -> None:
+    assert isinstance(ctx.cell.case, ModelCase)
+    py_to_ts(ctx, compare=False)
+    x = forward_input(ctx.cell.case)
+    try:
+        py_out = ctx.py.forward(x)
+    except (RuntimeError, NotImplementedError) as exc:
+        if "not implemented for" not in str(exc):
+            raise
+        raise CheckSkipped(f"PyTorch {ctx.py.capabilities.version} cannot run this model on "
+                           f"{ctx.cell.device}: {str(exc).splitlines()[0]}") from exc
+    compare_outputs(ctx, py_out, ctx.ts.forward(x), x, "PyTorch", "TorchSharp")
+
+
+def _jit(ctx: Context, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, TensorDigest]]:
+    """PyTorch's traced script run by TorchSharp: (PyTorch's output, TorchSharp's output,
+    the state PyTorch's own ScriptModule of the file holds)."""
+    d = ctx.d
+    make_python_state(ctx)
+    try:
+        ctx.py.save_torchscript(d / "py_script.pt", x)
+    except Exception as exc:  # tracing is PyTorch's business, not the conformance's
+        raise CheckSkipped(f"PyTorch cannot trace this model: {str(exc).splitlines()[0][:300]}") from exc
+    py_out = ctx.py.forward(x)
+    state, ts_out = ctx.ts.jit_run(d / "py_script.pt", x, d / "ts_script.pt")
+    # What PyTorch itself holds after torch.jit.load of the same file: a script's
+    # state_dict also lists non-persistent buffers (TorchScript keeps no such flag).
+    expected, _ = ctx.py.run_torchscript(d / "py_script.pt", x)
+    eager = ctx.py.digest().module
+    ctx.details["script_only_keys"] = sorted(set(expected) - set(eager))
+    fail_if(compare_modules(eager, {k: v for k, v in expected.items() if k in eager}, "PyTorch model",
+                            "PyTorch's own ScriptModule"), "PyTorch's script holds other state than its model",
+            ctx.details)
+    fail_if(compare_modules(expected, state, "PyTorch's ScriptModule", "TorchSharp's ScriptModule"),
+            "TorchSharp's torch.jit.load holds other state", ctx.details)
+    return py_out, ts_out, expected
+
+
+@check("jit_py2ts", {"model"}, torchsharp_needs={"jit"})
+def jit_py2ts(ctx: Context) -> None:
+    assert isinstance(ctx.cell.case, ModelCase)
+    x = forward_input(ctx.cell.case)
+    py_out, ts_out, _ = _jit(ctx, x)
+    compare_outputs(ctx, py_out, ts_out, x, "PyTorch", "TorchSharp's ScriptModule")
+
+
+@check("jit_ts2py", {"model"}, torchsharp_needs={"jit"})
+def jit_ts2py(ctx: Context) -> None:
+    assert isinstance(ctx.cell.case, ModelCase)
+    x = forward_input(ctx.cell.case)
+    py_out, _, script_state = _jit(ctx, x)
+    try:
+        state, back_out = ctx.py.run_torchscript(ctx.d / "ts_script.pt", x)
+    except RuntimeError as exc:
+        raise CheckFailed(f"PyTorch {ctx.py.capabilities.version} cannot torch.jit.load what TorchSharp "
+                          f"saved: {str(exc).splitlines()[0][:300]}", ctx.details) from exc
+    fail_if(compare_modules(script_state, state, "PyTorch's ScriptModule", "re-loaded script"),
+            "the script TorchSharp saved holds other state", ctx.details)
+    compare_outputs(ctx, py_out, back_out, x, "PyTorch", "TorchSharp-saved script")

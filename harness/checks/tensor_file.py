@@ -1,0 +1,41 @@
+"""Single-tensor files (TorchSharp's static Tensor.Save / Tensor.Load).
+
+``tensor_py2ts``  the codec under test writes a file of edge values; TorchSharp loads it
+                  and saves it again: it holds exactly those bytes and re-saves the same file.
+``tensor_ts2py``  TorchSharp writes the file; the codec under test reads what it held.
+"""
+from __future__ import annotations
+
+from harness import codec as trusted_codec
+from harness import inputs
+from harness.cases import TensorCase
+from harness.checks.registry import CheckFailed, Context, check
+from harness.compare import same_bytes
+from harness.digest import TensorDigest
+
+
+@check("tensor_py2ts", {"tensor"}, torchsharp_needs={"tensor_file"})
+def tensor_py2ts(ctx: Context) -> None:
+    assert isinstance(ctx.cell.case, TensorCase)
+    d = ctx.d
+    t = inputs.make_tensor(ctx.cell.case)
+    ctx.py.write_tensor_file(t, d / "py_tensor.dat")
+    got = ctx.ts.tensor_roundtrip(d / "py_tensor.dat", d / "ts_tensor.dat")
+    expected = TensorDigest.of(t)
+    if got != expected:
+        raise CheckFailed(f"TorchSharp's Tensor.Load holds {got}, PyTorch wrote {expected}", ctx.details)
+    same = same_bytes(d / "py_tensor.dat", d / "ts_tensor.dat")
+    ctx.details["file_identical"] = same
+    if not same:
+        raise CheckFailed("TorchSharp's Tensor.Save wrote other bytes than it loaded", ctx.details)
+
+
+@check("tensor_ts2py", {"tensor"}, pytorch_needs={"read_tensor"}, torchsharp_needs={"tensor_file"})
+def tensor_ts2py(ctx: Context) -> None:
+    assert isinstance(ctx.cell.case, TensorCase)
+    d = ctx.d
+    trusted_codec.write_tensor(d / "input.dat", inputs.make_tensor(ctx.cell.case))
+    got = ctx.ts.tensor_roundtrip(d / "input.dat", d / "ts_tensor.dat")
+    back = TensorDigest.of(ctx.py.read_tensor_file(d / "ts_tensor.dat"))
+    if back != got:
+        raise CheckFailed(f"the codec read {back} from TorchSharp's file; TorchSharp held {got}", ctx.details)

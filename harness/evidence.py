@@ -1,0 +1,80 @@
+"""What a cell leaves behind: its folder of files, pruned of huge ones, and a repro.sh."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness.cases import OptimizerCase, TensorCase
+from harness.outcomes import CellResult
+from harness.paths import ROOT
+from harness.plan import Cell
+
+# Evidence of a failing cell keeps files up to this size; bigger ones (a 2 GiB input) are
+# replaced by a note: repro.sh regenerates them.
+EVIDENCE_MAX_FILE = 64 << 20
+
+
+def cell_dir(workdir: Path, cell: Cell) -> Path:
+    """A new, empty folder for the cell's files (a leftover of an earlier run is removed)."""
+    d = workdir / re.sub(r"[^A-Za-z0-9_.-]+", "_", cell.id)
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
+
+
+def prune_evidence(folder: Path, limit: int = EVIDENCE_MAX_FILE) -> list[str]:
+    """Replace each file over ``limit`` bytes in an evidence folder by ``NAME.omitted.txt``
+    (its size and why), so a failing large cell leaves no multi-GiB files in reports/."""
+    notes = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        if size > limit:
+            path.unlink()
+            path.with_name(path.name + ".omitted.txt").write_text(
+                f"{path.name}: {size} bytes, not kept (over {limit} bytes); repro.sh writes it again\n",
+                encoding="utf-8")
+            notes.append(f"{path.name} ({size} bytes)")
+    return notes
+
+
+def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
+    """Leave what replays just this cell: the case, the outcome, and one command."""
+    case = cell.case
+    spec: dict[str, Any] = {"name": case.name, "source": case.source}
+    if isinstance(case, OptimizerCase):
+        spec.update(model=case.model_case.model, optimizer=dict(case.optimizer), steps=case.steps,
+                    no_grad=list(case.no_grad))
+    elif isinstance(case, TensorCase):
+        spec.update(dtype=case.dtype, shape=list(case.shape), layout=case.layout)
+    else:
+        spec.update(model=case.model, dtype=case.dtype, seed=case.seed, input_shape=list(case.input_shape))
+    (folder / "case.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    (folder / "outcome.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n",
+                                         encoding="utf-8")
+    command = (f"python3 -m harness run --case {shlex.quote(case.name)} --check {cell.check} "
+               f"--torchsharp {shlex.quote(cell.torchsharp)} --device {cell.device} "
+               f"--codec {shlex.quote(cell.codec)} --keep")
+    (folder / "repro.sh").write_text(
+        "#!/bin/sh\n# Replays just this cell; the files beside this script are its inputs and outputs.\n"
+        f'cd "$(dirname "$0")/{os.path.relpath(ROOT, folder)}" && exec {command}\n', encoding="utf-8")
+    (folder / "repro.sh").chmod(0o755)
+
+
+def keep(folder: Path, cell: Cell, result: CellResult, keep_passing: bool) -> None:
+    """After a cell: drop a passing cell's folder (unless ``keep_passing``), else prune it of
+    huge files (--keep keeps them whole) and leave the repro."""
+    if result.outcome == "pass" and not keep_passing:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    result.evidence = str(folder)
+    if not keep_passing:
+        omitted = prune_evidence(folder)
+        if omitted:
+            result.details["evidence_omitted"] = omitted
+    write_repro(folder, cell, result)

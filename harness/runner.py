@@ -1,0 +1,125 @@
+"""Runs cells: one PyTorch driver, one TorchSharp driver per version, the check registry.
+
+A cell's check raises to end it; exceptions that can end a cell say how they read as an
+outcome (``as_verdict()``: a failed check, a skip, TorchSharp throwing or declining, a dead
+or stuck worker, the codec under test raising). Anything else is a harness error and never
+hidden as a pass. A dead or stuck worker is restarted so the run goes on.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.cases import OptimizerCase
+from harness.checks import REGISTRY, CheckSkipped, Context
+from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
+from harness.evidence import cell_dir, keep
+from harness.expectations import ExpectedFailures, features_of
+from harness.outcomes import CellResult, Verdict
+from harness.plan import Cell
+
+# Cells of cases tagged "large" (tensors past 2 GiB) need this much free memory and disk,
+# else they are skipped with the reason; HARNESS_SKIP_LARGE_TESTS=1 switches them off.
+LARGE_MIN_MEMORY = 10 << 30
+LARGE_MIN_DISK = 6 << 30
+
+
+def large_cell_obstacle(workdir: Path) -> str | None:
+    """Why a cell moving tensors past 2 GiB cannot run here (None: it can)."""
+    if os.environ.get("HARNESS_SKIP_LARGE_TESTS") == "1":
+        return "cells of 'large' cases switched off by HARNESS_SKIP_LARGE_TESTS=1"
+    available = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        return "cannot tell the free memory (no /proc/meminfo) for a cell of tensors past 2 GiB"
+    if available < LARGE_MIN_MEMORY:
+        return (f"a cell of tensors past 2 GiB needs {LARGE_MIN_MEMORY >> 30} GiB of free memory; "
+                f"{available / 2**30:.1f} GiB available")
+    existing = workdir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < LARGE_MIN_DISK:
+        return (f"a cell of tensors past 2 GiB needs {LARGE_MIN_DISK >> 30} GiB of free disk under {workdir}; "
+                f"{free / 2**30:.1f} GiB free")
+    return None
+
+
+class CellRunner:
+    """Runs cells against one PyTorch driver and one TorchSharp driver per version (a driver
+    that could not start is its exception: its cells are "unavailable" skips)."""
+
+    def __init__(self, pytorch: PythonDriver | Exception, torchsharp: Mapping[str, TorchSharpSide | Exception],
+                 workdir: Path, expected: ExpectedFailures | None = None, keep_passing: bool = False):
+        self.py = pytorch
+        self.ts = dict(torchsharp)
+        self.workdir = workdir
+        self.expected = expected or ExpectedFailures()
+        self.keep_passing = keep_passing
+
+    def _obstacle(self, cell: Cell, py: PythonDriver | Exception, ts: TorchSharpSide | Exception | None) -> str | None:
+        """Why the cell cannot run with these drivers here (None: it can)."""
+        if isinstance(py, Exception):
+            return f"unavailable: PyTorch {cell.pytorch}: {py}"
+        if ts is None or isinstance(ts, Exception):
+            return f"unavailable: TorchSharp {cell.torchsharp}: {ts}"
+        drivers: tuple[Driver, ...] = (py, ts)
+        for drv in drivers:
+            if cell.device not in drv.capabilities.devices:
+                return (f"device {cell.device!r} not available to {drv.capabilities.name} "
+                        f"{drv.capabilities.version} here (no CUDA device, and no CUDA build of TorchSharp is served)")
+        if isinstance(cell.case, OptimizerCase) and cell.case.optimizer_type not in ts.capabilities.optimizers:
+            return f"the TorchSharp worker cannot build optimizer {cell.case.optimizer_type}"
+        if "large" in cell.case.features:
+            return large_cell_obstacle(self.workdir)
+        return REGISTRY[cell.check].missing(py, ts)
+
+    def run(self, cell: Cell) -> CellResult:
+        result = CellResult(id=cell.id, case=cell.case.name, check=cell.check, pytorch=cell.pytorch,
+                            torchsharp=cell.torchsharp, device=cell.device, codec=cell.codec,
+                            outcome="pass", features=list(cell.case.features))
+        start = time.monotonic()
+        d: Path | None = None
+        py, ts = self.py, self.ts.get(cell.torchsharp)
+        try:
+            obstacle = self._obstacle(cell, py, ts)
+            if obstacle:
+                raise CheckSkipped(obstacle)
+            assert isinstance(py, PythonDriver) and isinstance(ts, TorchSharpSide)  # no obstacle
+            d = cell_dir(self.workdir, cell)
+            REGISTRY[cell.check].run(Context(cell, py, ts, d, result.details))
+        except Exception as exc:
+            verdict = exc.as_verdict() if hasattr(exc, "as_verdict") else Verdict(
+                "error", f"harness error: {type(exc).__name__}: {exc}",
+                {"harness_error": True, "traceback": traceback.format_exc()[-3000:]})
+            result.outcome, result.reason = verdict.outcome, verdict.reason
+            result.details.update(verdict.details)
+            if verdict.restart:
+                self._restart(cell.torchsharp)
+        result.duration_s = round(time.monotonic() - start, 3)
+        machines = {"pytorch": getattr(getattr(py, "capabilities", None), "machine", None),
+                    "torchsharp": getattr(getattr(ts, "capabilities", None), "machine", None)}
+        features = features_of(machines)
+        if any(e.when for e in self.expected.entries if e.matches_cell(cell.id)):  # a machine-dependent verdict
+            result.details["machine_features"] = sorted(f for f in features if not f.startswith("cpu."))
+        result = self.expected.apply(result, features)
+        if d is not None:
+            keep(d, cell, result, self.keep_passing)
+        return result
+
+    def _restart(self, version: str) -> None:
+        ts = self.ts.get(version)
+        if not isinstance(ts, Driver):
+            return
+        try:
+            ts.ensure_alive()
+        except Exception as exc:  # a worker that cannot come back: its later cells are unavailable
+            self.ts[version] = exc
