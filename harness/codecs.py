@@ -63,7 +63,9 @@ def _modules_for(spec: str) -> tuple[str, list[ModuleType]]:
     path = Path(spec)
     if path.is_dir():
         found = [p for p in (path / "exportsd.py", path / "importsd.py") if p.exists()]
-        if found:
+        if found:  # upstream's layout: scripts that import their siblings (a leb128 module, say)
+            if str(path.resolve()) not in sys.path:
+                sys.path.append(str(path.resolve()))
             tag = f"codec_ut_{abs(hash(str(path.resolve())))}"
             return path.name, [_import_file(p, f"{tag}_{p.stem}") for p in found]
         if (path / "__init__.py").exists():

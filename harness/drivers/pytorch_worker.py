@@ -153,12 +153,21 @@ def chroot_pytorch(workdir: Path, codec_spec: str, codec_name: str, rootfs: Path
     """Debian 13's PyTorch 2.6 in the root scripts/setup-pytorch26.sh made."""
     if not (rootfs / ".harness-ready").exists():
         raise PyTorchUnavailable(f"no PyTorch 2.6 root at {rootfs} (scripts/setup-pytorch26.sh makes it)")
-    spec = codec_spec
-    if Path(codec_spec).exists() and Path(codec_spec).resolve().is_relative_to(ROOT):
-        spec = str(Path("/mnt/x") / Path(codec_spec).resolve().relative_to(ROOT))
+    spec, codec_mount, pythonpath = codec_spec, "", "/mnt/x"
     r, q = str(rootfs), shlex.quote
-    inner = f"cd /mnt/x && exec env PYTHONPATH=/mnt/x python3 -m harness.pyworker --codec {q(spec)}"
-    script = (f"mount -t proc proc {q(r)}/proc && mount --bind {q(str(ROOT))} {q(r)}/mnt/x && "
+    path = Path(codec_spec)
+    if path.exists():  # a codec by path: inside the checkout it is already visible, else mount it read-only
+        path = path.resolve()
+        if path.is_relative_to(ROOT):
+            spec = str(Path("/mnt/x") / path.relative_to(ROOT))
+        else:
+            folder = path if path.is_dir() else path.parent
+            spec = "/mnt/codec" + ("" if path.is_dir() else f"/{path.name}")
+            codec_mount = (f"mkdir -p {q(r)}/mnt/codec && mount --bind -o ro {q(str(folder))} {q(r)}/mnt/codec && ")
+        if path.is_dir():  # its sibling modules (a leb128 stand-in beside upstream's scripts) import too
+            pythonpath += ":" + spec
+    inner = f"cd /mnt/x && exec env PYTHONPATH={q(pythonpath)} python3 -m harness.pyworker --codec {q(spec)}"
+    script = (f"mount -t proc proc {q(r)}/proc && mount --bind {q(str(ROOT))} {q(r)}/mnt/x && {codec_mount}"
               f"exec chroot {q(r)} sh -c {q(inner)}")
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
     path_map = {ROOT: "/mnt/x"}
