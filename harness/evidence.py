@@ -6,12 +6,14 @@ import os
 import re
 import shlex
 import shutil
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.cases import OptimizerCase, TensorCase
 from harness.outcomes import CellResult
-from harness.paths import ROOT
+from harness.paths import CASES_DIR, ROOT
 from harness.plan import Cell
 
 # Evidence of a failing cell keeps files up to this size; bigger ones (a 2 GiB input) are
@@ -43,8 +45,38 @@ def prune_evidence(folder: Path, limit: int = EVIDENCE_MAX_FILE) -> list[str]:
     return notes
 
 
-def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
-    """Leave what replays just this cell: the case, the outcome, and one command."""
+@dataclass(frozen=True)
+class ReproSpec:
+    """How the run that made a cell was started, so its repro.sh replays exactly that cell:
+    the same interpreter, the PyTorch by its label (host / 2.6), the codec and case folder
+    that were used, the TorchSharp workers' extra environment."""
+
+    interpreter: str = sys.executable
+    pytorch: str = "host"
+    codec: str = "ours"
+    cases: str = str(CASES_DIR)
+    torchsharp_env: tuple[tuple[str, str], ...] = ()
+
+
+def _saved_codec(folder: Path, spec: str) -> str:
+    """A codec given by path is copied beside the repro (a codec release under test moves on;
+    the repro keeps what ran); a module name or "ours" stays as it is."""
+    path = Path(spec)
+    if spec in ("", "ours") or not path.exists():
+        return spec
+    dest = folder / "codec" / path.name
+    if path.is_dir():
+        shutil.copytree(path, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
+    return f"codec/{path.name}"
+
+
+def write_repro(folder: Path, cell: Cell, result: CellResult, repro: ReproSpec | None = None) -> None:
+    """Leave what replays just this cell: the case, the outcome, the codec that ran, and one
+    command that pins every axis (case, check, PyTorch, TorchSharp, device, codec)."""
+    repro = repro or ReproSpec()
     case = cell.case
     spec: dict[str, Any] = {"name": case.name, "source": case.source}
     if isinstance(case, OptimizerCase):
@@ -57,16 +89,22 @@ def write_repro(folder: Path, cell: Cell, result: CellResult) -> None:
     (folder / "case.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     (folder / "outcome.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n",
                                          encoding="utf-8")
-    command = (f"python3 -m harness run --case {shlex.quote(case.name)} --check {cell.check} "
-               f"--torchsharp {shlex.quote(cell.torchsharp)} --device {cell.device} "
-               f"--codec {shlex.quote(cell.codec)} --keep")
+    codec = _saved_codec(folder, repro.codec)
+    q = shlex.quote
+    codec_arg = f'"$here"/{q(codec)}' if codec.startswith("codec/") else q(codec)
+    env = "".join(f" --torchsharp-env {q(f'{k}={v}')}" for k, v in repro.torchsharp_env)
+    command = (f"{q(repro.interpreter)} -m harness run --case {q(case.name)} --check {cell.check} "
+               f"--pytorch {q(repro.pytorch)} --torchsharp {q(cell.torchsharp)} --device {cell.device} "
+               f"--codec {codec_arg} --cases {q(repro.cases)}{env} --run-id repro-{q(folder.name)} --keep -v")
     (folder / "repro.sh").write_text(
-        "#!/bin/sh\n# Replays just this cell; the files beside this script are its inputs and outputs.\n"
-        f'cd "$(dirname "$0")/{os.path.relpath(ROOT, folder)}" && exec {command}\n', encoding="utf-8")
+        "#!/bin/sh\n# Replays just this cell, with the interpreter, PyTorch, codec and cases of the run\n"
+        "# that made it; the files beside this script are its inputs and outputs.\n"
+        'here="$(cd "$(dirname "$0")" && pwd)"\n'
+        f'cd "$here/{os.path.relpath(ROOT, folder)}" && exec {command}\n', encoding="utf-8")
     (folder / "repro.sh").chmod(0o755)
 
 
-def keep(folder: Path, cell: Cell, result: CellResult, keep_passing: bool) -> None:
+def keep(folder: Path, cell: Cell, result: CellResult, keep_passing: bool, repro: ReproSpec | None = None) -> None:
     """After a cell: drop a passing cell's folder (unless ``keep_passing``), else prune it of
     huge files (--keep keeps them whole) and leave the repro."""
     if result.outcome == "pass" and not keep_passing:
@@ -77,4 +115,4 @@ def keep(folder: Path, cell: Cell, result: CellResult, keep_passing: bool) -> No
         omitted = prune_evidence(folder)
         if omitted:
             result.details["evidence_omitted"] = omitted
-    write_repro(folder, cell, result)
+    write_repro(folder, cell, result, repro)

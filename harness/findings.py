@@ -209,20 +209,12 @@ def has_avx512_core(flags: Sequence[str]) -> bool:
 
 
 # --- command line ---------------------------------------------------------------------------
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("finding", help="run a finding's standalone repro (docs/findings/)")
-    p.add_argument("slug", nargs="?", help="the finding (see --list), or 'all'")
-    p.add_argument("--torchsharp", default=DEFAULT_VERSION, help=f"TorchSharp version (default {DEFAULT_VERSION})")
-    p.add_argument("--list", action="store_true", help="list the findings")
-    p.set_defaults(func=main_finding)
-
-
 def main_finding(args: argparse.Namespace) -> int:
     if args.list or not args.slug:
         for f in FINDINGS:
             print(f"{f.slug:38} {f.title}")
         return 0 if args.list else 2
-    if args.torchsharp == "default":
+    if args.torchsharp in (None, "default"):
         args.torchsharp = DEFAULT_VERSION
     slugs = list(BY_SLUG) if args.slug == "all" else [args.slug]
     if args.slug != "all" and args.slug not in BY_SLUG:

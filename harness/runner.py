@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.cases import OptimizerCase
 from harness.checks import REGISTRY, CheckSkipped, Context
 from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
-from harness.evidence import cell_dir, keep
+from harness.evidence import ReproSpec, cell_dir, keep
 from harness.expectations import ExpectedFailures, features_of
 from harness.outcomes import CellResult, Verdict
 from harness.plan import Cell
@@ -58,8 +58,10 @@ class CellRunner:
     that could not start is its exception: its cells are "unavailable" skips)."""
 
     def __init__(self, pytorch: PythonDriver | Exception, torchsharp: Mapping[str, TorchSharpSide | Exception],
-                 workdir: Path, expected: ExpectedFailures | None = None, keep_passing: bool = False):
+                 workdir: Path, expected: ExpectedFailures | None = None, keep_passing: bool = False,
+                 repro: ReproSpec | None = None):
         self.py = pytorch
+        self.repro = repro or ReproSpec()
         self.ts = dict(torchsharp)
         self.workdir = workdir
         self.expected = expected or ExpectedFailures()
@@ -112,7 +114,7 @@ class CellRunner:
             result.details["machine_features"] = sorted(f for f in features if not f.startswith("cpu."))
         result = self.expected.apply(result, features)
         if d is not None:
-            keep(d, cell, result, self.keep_passing)
+            keep(d, cell, result, self.keep_passing, self.repro)
         return result
 
     def _restart(self, version: str) -> None:

@@ -71,3 +71,32 @@ def test_run_exits_non_zero_when_a_cell_fails(tmp_path):
     (cell,) = report["cells"]
     assert cell["outcome"] == "fail"
     assert Path(cell["evidence"], "repro.sh").exists()
+
+
+def test_a_failing_cells_repro_replays_exactly_it_whatever_python3_is_first_on_path(tmp_path):
+    # The codec under test lives outside the checkout and is gone by the time the repro runs:
+    # the repro uses the copy saved beside it. The python3 first on PATH has no PyTorch.
+    codec = _codec_folder(tmp_path, flip=True)
+    code, report = _run(tmp_path, "--codec", str(codec), "--case", "lenet1", "--check", "py2ts")
+    assert code == 1
+    (cell,) = report["cells"]
+    repro = Path(cell["evidence"], "repro.sh")
+    text = repro.read_text()
+    assert f"{sys.executable} -m harness run" in text and "--pytorch host" in text and "--device cpu" in text
+    for p in codec.iterdir():
+        p.unlink()
+    codec.rmdir()
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python3").write_text("#!/bin/sh\necho 'this python3 has no torch' >&2\nexit 97\n")
+    (fake_bin / "python3").chmod(0o755)
+    env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    for k in ("HARNESS_BUILD_DIR", "DOTNET_ROOT", "DOTNET_CLI_HOME"):
+        if k in __import__("os").environ:
+            env[k] = __import__("os").environ[k]
+    proc = subprocess.run(["/bin/sh", str(repro)], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    replay = json.loads((ROOT / "reports" / f"repro-{repro.parent.name}" / "matrix.json").read_text())
+    (again,) = replay["cells"]
+    assert again["id"] == cell["id"]
+    assert (again["outcome"], again["reason"]) == (cell["outcome"], cell["reason"])

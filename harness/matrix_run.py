@@ -1,0 +1,111 @@
+"""``python3 -m harness run``: plan the cells, start the implementations, run, report.
+
+The command line itself is harness/cli.py (which imports this only when ``run`` runs, so
+``--help`` needs nothing installed).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.cases import Case, load_catalogue
+from harness.checks import CHECKS
+from harness.codecs import load_codec
+from harness.console import Console
+from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
+from harness.evidence import ReproSpec
+from harness.expectations import ExpectedFailures
+from harness.paths import ROOT
+from harness.plan import Cell, make_cells
+from harness.report import Run
+from harness.report.files import point_latest, write_reports
+from harness.runner import CellRunner
+from harness.session import close_all, start_pytorch, start_torchsharp
+
+# --quick: the core cases, one of each kind, every check and axis that is available, no
+# large tensors: first contact in under a minute.
+QUICK_CASES = ("lenet1", "linear_conv1d_bn1d", "model_bfloat16", "adam_two_groups", "radam_two_groups",
+               "tensor_float32_vector", "tensor_bfloat16_vector")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: Path,
+             pythons: list[tuple[str, PythonDriver | Exception]],
+             ts: dict[str, TorchSharpSide | Exception]) -> tuple[list[tuple[CellRunner, Cell]], dict[str, str]]:
+    """Every selected cell with the runner of its PyTorch, and the run's provenance."""
+    expected = ExpectedFailures.load(Path(args.cases) / "expected_failures")
+    plan: list[tuple[CellRunner, Cell]] = []
+    provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit()}
+    for label, py in pythons:
+        repro = ReproSpec(pytorch=label, codec=args.codec, cases=str(Path(args.cases).resolve()),
+                          torchsharp_env=tuple(args.torchsharp_env))
+        runner = CellRunner(py, ts, out / "cells", expected, keep_passing=args.keep, repro=repro)
+        if isinstance(py, PythonDriver):
+            provenance.update(py.capabilities.provenance)
+        else:
+            provenance[f"PyTorch {label}"] = f"unavailable: {py}"
+        version = py.capabilities.version if isinstance(py, PythonDriver) else label
+        for cell in make_cells(cases, version, args.torchsharp, codec_name, args.check, args.device):
+            if not args.k or args.k in cell.id:
+                plan.append((runner, cell))
+    for v, drv in ts.items():
+        if isinstance(drv, Driver):
+            provenance.update(drv.capabilities.provenance)
+        else:
+            provenance[f"TorchSharp {v}"] = f"unavailable: {drv}"
+    return plan, provenance
+
+
+def run_plan(plan: list[tuple[CellRunner, Cell]], run: Run, console: Console) -> None:
+    """Run every cell in order."""
+    t0 = time.monotonic()
+    for runner, cell in plan:
+        result = runner.run(cell)
+        run.cells.append(result)
+        console.cell(result)
+    run.duration_s = round(time.monotonic() - t0, 2)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = dt.datetime.now(dt.timezone.utc)
+    run_id = args.run_id or started.strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) / run_id
+    unknown = sorted(set(args.check or ()) - set(CHECKS))
+    if unknown:
+        print(f"unknown check(s) {unknown}; the checks are: {', '.join(CHECKS)}", file=sys.stderr)
+        return 2
+    args.check = args.check or list(CHECKS)
+    cases = load_catalogue(Path(args.cases)).select(args.case or (list(QUICK_CASES) if args.quick else None),
+                                                    args.feature)
+    if not cases:
+        print("no case matches the selection", file=sys.stderr)
+        return 2
+    codec = load_codec(args.codec)
+    pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
+    ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env))
+    try:
+        plan, provenance = plan_run(args, cases, codec.name, out, pythons, ts)
+        run = Run(run_id=run_id, started=started.isoformat(timespec="seconds"), provenance=provenance)
+        console = Console(len(plan), verbose=args.verbose)
+        run_plan(plan, run, console)
+    finally:
+        close_all([*ts.values(), *(py for _, py in pythons)])
+    write_reports(run, out)
+    point_latest(Path(args.out), run_id)
+    console.finish(run.duration_s, f"{out}/matrix.md (also index.html, matrix.json, junit.xml)")
+    return 0 if run.ok else 1
+
+
