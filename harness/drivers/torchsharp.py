@@ -115,12 +115,18 @@ def build_worker(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
 
 
 class TorchSharpDriver(Driver):
-    def __init__(self, version: str = DEFAULT_VERSION, workdir: Path | None = None, timeout: float = 120.0):
+    def __init__(self, version: str = DEFAULT_VERSION, workdir: Path | None = None, timeout: float = 120.0,
+                 worker: Path | None = None, provenance: Mapping[str, str] | None = None):
+        """``version``: a NuGet version, built with :func:`build_worker`; or, with ``worker``
+        (a ready worker folder, e.g. a source build's from harness/torchsharp_source.py), any
+        column label such as "0.107.0+radam-fix", whose ``provenance`` replaces the default."""
         self.version = version
         self.timeout = timeout
         self.workdir = Path(workdir or (BUILD_ROOT.parent / "tmp"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._dll = build_worker(version)
+        self._dll = worker / "Worker.dll" if worker is not None else build_worker(version)
+        self._worker = worker
+        self._column_provenance = dict(provenance) if worker is not None and provenance is not None else None
         self._transport: SubprocessTransport | None = None
         self._client: WorkerClient | None = None
         self._step_no = 0
@@ -140,14 +146,16 @@ class TorchSharpDriver(Driver):
         except (OSError, WorkerError) as exc:
             raise WorkerUnavailable(f"TorchSharp {self.version} worker did not start: {exc}") from exc
         self.capabilities = Capabilities(
-            name="TorchSharp", version=str(self.hello.get("version", self.version)),
+            name="TorchSharp",
+            version=self.version if self._worker is not None else str(self.hello.get("version", self.version)),
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
             optimizers=frozenset(self.hello.get("optimizers", [])),
             modules=frozenset(self.hello.get("modules", [])),
-            provenance={"TorchSharp": str(self.hello.get("version", self.version)),
-                        "libtorch": str(self.hello.get("libtorch", "?")),
-                        "dotnet": str(self.hello.get("runtime", "?")),
-                        "worker_os": str(self.hello.get("os", "?"))},
+            provenance=self._column_provenance if self._column_provenance is not None else
+            {"TorchSharp": str(self.hello.get("version", self.version)),
+             "libtorch": str(self.hello.get("libtorch", "?")),
+             "dotnet": str(self.hello.get("runtime", "?")),
+             "worker_os": str(self.hello.get("os", "?"))},
         )
 
     @property
