@@ -36,6 +36,7 @@ from harness.drivers.torchsharp import (
 from harness.outcomes import ExpectedFailures
 from harness.diff import main_diff
 from harness.report import Run, html, json_report, junit, markdown
+from harness.torchsharp_source import source_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
     ts = start_torchsharp(args.torchsharp, out / "work")
+    source_cols = (source_columns(args.torchsharp_source, args.torchsharp_patch, args.torchsharp_label, out / "work")
+                   if args.torchsharp_source else {})  # a column built from source (harness/torchsharp_source.py)
+    ts.update(source_cols)
     expected = ExpectedFailures.load(Path(args.cases) / "expected_failures")
     plan: list[tuple[CellRunner, Cell]] = []
     provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit()}
@@ -111,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             provenance.update(py.capabilities.provenance)
         else:
             provenance[f"PyTorch {label}"] = f"unavailable: {py}"
-        for cell in make_cells(cases, version, args.torchsharp, codec.name, args.check, args.device):
+        for cell in make_cells(cases, version, list(ts), codec.name, args.check, args.device):
             if not args.k or args.k in cell.id:
                 plan.append((runner, cell))
     for v, drv in ts.items():
@@ -146,6 +150,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     s = run.summary
     print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, "
           f"{s['skip']} skipped, {s['error']} errors in {run.duration_s:.1f}s -> {out}/matrix.md")
+    if any(isinstance(v, Exception) for v in source_cols.values()):
+        print(f"the TorchSharp source column is unavailable: {next(iter(source_cols.values()))}", file=sys.stderr)
+        return 1  # asked for explicitly: an untested build must not pass a gate
     return 0 if run.ok else 1
 
 
@@ -161,7 +168,10 @@ def cmd_build_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    return main_diff(Path(args.old), Path(args.new))
+    if args.new is None and not args.columns:
+        print("diff: NEW is needed unless --columns compares two columns of OLD", file=sys.stderr)
+        return 2
+    return main_diff(Path(args.old), Path(args.new) if args.new else None, args.columns)
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -187,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--check", action="append", choices=CHECKS, help="only these checks")
     r.add_argument("--device", action="append", choices=DEVICES, help="only these devices")
     r.add_argument("-k", help="only cells whose id contains this text")
+    r.add_argument("--torchsharp-source", metavar="PATH",
+                   help="also run TorchSharp built from this source (a checkout folder or a .tar.gz), managed part "
+                        "only, against NuGet's native libraries of its version: column '<version>+<label>'")
+    r.add_argument("--torchsharp-patch", action="append", metavar="FILE",
+                   help="apply this patch (patch -p1) to a copy of --torchsharp-source first (repeatable)")
+    r.add_argument("--torchsharp-label", help="the source column's label (default: the patch names, or 'source')")
     r.add_argument("--out", default=str(ROOT / "reports"))
     r.add_argument("--cases", default=str(CASES_DIR))
     r.add_argument("--run-id")
@@ -199,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build_worker)
     d = sub.add_parser("diff", help="compare two matrix.json files; exit 1 on a regression (the upgrade gate)")
     d.add_argument("old", help="the baseline matrix.json (or its run folder)")
-    d.add_argument("new", help="the candidate matrix.json (or its run folder)")
+    d.add_argument("new", nargs="?", help="the candidate matrix.json (or its run folder); with --columns, "
+                                          "optional (default: OLD)")
+    d.add_argument("--columns", nargs=2, metavar=("BASE", "CANDIDATE"),
+                   help="compare TorchSharp column BASE of OLD with column CANDIDATE of NEW by raw outcomes, e.g. "
+                        "--columns ts0.107.0 ts0.107.0+radam-fix")
     d.set_defaults(func=cmd_diff)
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))
