@@ -4,7 +4,7 @@
 against real TorchSharp and writes ``reports/<run>/`` (matrix.json, matrix.md,
 index.html, junit.xml, cells/<failing cell>/ with a repro.sh) and ``reports/latest``.
 ``diff OLD NEW`` lists new failures, fixes and changed reasons. Exit status: 0 when no cell failed, errored or passed
-unexpectedly; 1 otherwise; 2 for bad usage.
+unexpectedly; 1 otherwise; 2 for bad usage; 3 when the --torchsharp-source column could not be built or started.
 """
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{s['skip']} skipped, {s['error']} errors in {run.duration_s:.1f}s -> {out}/matrix.md")
     if any(isinstance(v, Exception) for v in source_cols.values()):
         print(f"the TorchSharp source column is unavailable: {next(iter(source_cols.values()))}", file=sys.stderr)
-        return 1  # asked for explicitly: an untested build must not pass a gate
+        return 3  # asked for explicitly: an untested build must not pass a gate
     return 0 if run.ok else 1
 
 

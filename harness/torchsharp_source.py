@@ -371,3 +371,13 @@ def peek_version(source: Path) -> str:
                 return read_version(Path(tmp))
     except (SourceBuildError, tarfile.TarError, OSError):
         return "source"
+
+
+if __name__ == "__main__":  # python3 -m harness.torchsharp_source --version SOURCE (for CI scripts)
+    import sys
+    if len(sys.argv) != 3 or sys.argv[1] != "--version":
+        print("usage: python3 -m harness.torchsharp_source --version SOURCE", file=sys.stderr)
+        sys.exit(2)
+    found = peek_version(Path(sys.argv[2]))
+    print(found)
+    sys.exit(0 if found != "source" else 1)
