@@ -15,6 +15,7 @@ broke, whichever expected failures applied to each column.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,13 +88,17 @@ def _column_name(column: str) -> str:
 
 
 def _raw(cell: CellResult, new_id: str) -> CellResult:
-    """The cell as measured, before expected failures applied (outcomes.ExpectedFailures)."""
+    """The cell as measured, before expected failures applied (outcomes.ExpectedFailures).
+    A crash's reason keeps its first line without the worker's path: the stderr tail after
+    it holds the worker's earlier requests (and is cut at different points), which differ
+    between two columns for the same crash."""
     outcome, reason = cell.outcome, cell.reason
     if outcome == "xfail":
         outcome = str(cell.details.get("raw_outcome", "fail"))
         reason = reason.split(" | actual: ", 1)[1] if " | actual: " in reason else reason
     elif outcome == "xpass":
         outcome, reason = "pass", ""
+    reason = re.sub(r"\S*/Worker\.dll", "Worker.dll", reason.split("\n--- stderr tail ---", 1)[0])
     return dataclasses.replace(cell, id=new_id, outcome=outcome, reason=reason)
 
 

@@ -229,6 +229,10 @@ def test_diff_of_two_columns_of_one_run(tmp_path, capsys):
         _cell("lenet", "py2ts", "0.107.0", "fail", "old reason"),
         _cell("lenet", "py2ts", src, "fail", "new reason"),
         _cell("other", "py2ts", "0.106.0", "skip", "unavailable"),
+        _cell("jit", "jit_py2ts", "0.107.0", "xfail", "expected: abort | actual: crash: worker died (exit code -6); "
+              "command: dotnet /b/worker/0.107.0/Worker.dll\n--- stderr tail ---\nworker: hello (id 1)", raw="error"),
+        _cell("jit", "jit_py2ts", src, "error", "crash: worker died (exit code -6); command: dotnet "
+              "/b/source/ab12/worker/Worker.dll\n--- stderr tail ---\nworker: build (id 7)\nterminate called"),
     ]
     run = Run(run_id="r", started="2026-01-01T00:00:00+00:00", provenance={}, cells=cells)
     d = diff_columns(run, "ts0.107.0", run, "ts" + src)
@@ -237,7 +241,7 @@ def test_diff_of_two_columns_of_one_run(tmp_path, capsys):
     assert [c.id.split("::")[0] for c in d.regressions] == ["adam"]
     assert [(c.old_reason, c.new_reason) for c in d.changed_reasons] == [("old reason", "new reason")]
     assert not d.other_changes and not d.added and not d.removed and not d.lost_coverage
-    assert len(column_view(run, "0.107.0").cells) == 5
+    assert len(column_view(run, "0.107.0").cells) == 6
     with pytest.raises(ColumnError, match="ts0.106.0, ts0.107.0, ts0.107.0"):
         column_view(run, "ts9.9")
     path = tmp_path / "matrix.json"
