@@ -286,7 +286,11 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 def make_worker(build: SourceBuild) -> Path:
     """The NuGet worker of ``build.version`` with TorchSharp.dll replaced by the build's
     (remade when either changes). Returns the folder."""
-    base = build_worker(build.version).parent
+    try:
+        base = build_worker(build.version).parent
+    except WorkerUnavailable as exc:
+        raise SourceBuildError(f"a source build of TorchSharp {build.version} runs against NuGet's release of "
+                               f"{build.version} (its native library), which is unavailable here: {exc}") from exc
     dll_hash = hashlib.sha256(build.dll.read_bytes()).hexdigest()
     stamp_text = f"{(base / '.source-hash').read_text()} {dll_hash}"
     out = build.folder / "worker"

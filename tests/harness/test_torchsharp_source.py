@@ -254,3 +254,11 @@ def test_diff_of_two_columns_of_one_run(tmp_path, capsys):
     from harness.cli import main
     assert main(["diff", str(path), "--columns", "0.107.0", src]) == 1
     assert main(["diff", str(path)]) == 2
+
+
+def test_source_of_a_version_nuget_lacks_is_unavailable_with_why(tmp_path):
+    from harness.torchsharp_source import SourceBuild, make_worker
+    build = SourceBuild(version="9.9.9", key="k", folder=tmp_path, dll=tmp_path / "TorchSharp.dll", source=tmp_path,
+                        patches=(), native_sources="")
+    with pytest.raises(SourceBuildError, match="runs against NuGet's release of 9.9.9"):
+        make_worker(build)
