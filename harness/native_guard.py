@@ -39,12 +39,13 @@ class NativeGuardError(WorkerUnavailable):
 class NativeIncompatible(WorkerUnavailable):
     """The built assembly needs entry points the native library does not export."""
 
-    def __init__(self, label: str, missing: list[str], known: list[str], library: Path):
+    def __init__(self, label: str, missing: list[str], known: list[str], library: Path, note: str = ""):
         self.missing, self.known, self.library = missing, known, library
         super().__init__(
             f"TorchSharp {label}: the build declares {len(missing)} native entry point(s) that "
             f"{library.name} does not export: {', '.join(missing)}"
-            + (f" (besides {len(known)} the release also lacks: {', '.join(known)})" if known else ""))
+            + (f" (besides {len(known)} the release also lacks: {', '.join(known)})" if known else "")
+            + (f"; {note}" if note else ""))
 
 
 # --- ELF dynamic symbols ------------------------------------------------------------------

@@ -330,8 +330,12 @@ def start_source_driver(source: Path, patches: Sequence[Path], label: str | None
     build = build_source(source, patches, cache)
     column = column_label(build.version, label, patches)
     worker = make_worker(build)
-    check = native_guard.check_assembly(column, build.dll, build_worker(build.version).parent / "TorchSharp.dll",
-                                        native_guard.native_library(worker), BUILD_ROOT.parent)
+    try:
+        check = native_guard.check_assembly(column, build.dll, build_worker(build.version).parent / "TorchSharp.dll",
+                                            native_guard.native_library(worker), BUILD_ROOT.parent)
+    except native_guard.NativeIncompatible as exc:  # say whether the source changed src/Native too
+        raise native_guard.NativeIncompatible(column, exc.missing, exc.known, exc.library,
+                                              note=build.native_sources) from exc
     provenance = {
         f"TorchSharp {column}": (f"built from source {source} (cache build/source/{build.key[:16]}...), "
                                  f"patches: {', '.join(build.patches) or 'none'}; managed TorchSharp.dll only, "

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from harness.drivers.base import Driver
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import BUILD_ROOT, DEFAULT_VERSION, TorchSharpDriver, build_worker
 from harness.outcomes import ExpectedFailures
-from harness.torchsharp_source import SourceBuild, build_source, make_worker, start_source_driver
+from harness.torchsharp_source import SourceBuild, build_source, make_worker, source_columns, start_source_driver
 
 ROOT = Path(__file__).resolve().parents[2]
 TARBALL = ROOT / "third_party" / "torchsharp" / "TorchSharp-0.107.0-c20b6a1c.tar.gz"
@@ -82,10 +83,16 @@ def outcomes(builds: dict[str, SourceBuild]) -> Iterator[dict[str, dict[str, tup
                     drv.close()
 
 
-def test_source_build_is_cached_and_has_the_release_native_interface(builds):
+def test_source_build_is_cached_and_has_the_release_native_interface(builds, tmp_path):
     b = builds["source"]
     assert b.version == "0.107.0" and b.dll.exists() and b.patches == ()
     assert build_source(TARBALL).folder == b.folder  # cache hit: same key, no rebuild
+    checkout = tmp_path / "TorchSharp"  # the same source as a checkout folder: the same build
+    with tarfile.open(TARBALL) as tar:
+        tar.extractall(checkout)
+    (checkout / ".git").mkdir()
+    (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    assert build_source(checkout).key == b.key
     assert b.native_sources.startswith("src/Native identical to the 0.107.0 release")
     worker = make_worker(b)
     assert (worker / "TorchSharp.dll").read_bytes() == b.dll.read_bytes()
@@ -178,3 +185,16 @@ def test_cli_patch_that_does_not_apply_makes_the_column_unavailable_and_the_run_
     assert "stale.patch" in report["provenance"]["TorchSharp 0.107.0+stale"]
     nuget = next(c for c in report["cells"] if c["torchsharp"] == "0.107.0")
     assert nuget["outcome"] == "pass"
+
+
+def test_build_needing_an_unreleased_native_function_is_unavailable_with_the_name(tmp_path):
+    """A pull request that adds a native function: the managed build declares a name the
+    released native library lacks, so the column is unavailable, naming it, before any cell."""
+    patch = Path(__file__).parent / "data" / "needs-unreleased-native-function.patch"
+    cols = source_columns(TARBALL, [patch], "probe", tmp_path / "work")
+    assert list(cols) == ["0.107.0+probe"]
+    exc = cols["0.107.0+probe"]
+    assert isinstance(exc, native_guard.NativeIncompatible), exc
+    assert exc.missing == ["THSLinalg_harness_probe"] and exc.known == RELEASE_GAPS
+    assert "managed-only build: native changes not tested" in str(exc)
+    assert "1 changed (src/Native/LibTorchSharp/THSTensor.h)" in str(exc)
