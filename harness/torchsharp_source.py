@@ -194,14 +194,14 @@ def apply_patch(root: Path, patch: Path) -> None:
     raise PatchDoesNotApply(patch, failures or last, output)
 
 
-def _build_dll(root: Path) -> Path:
+def _build_dll(root: Path, what: str) -> Path:
     if shutil.which("dotnet") is None:
         raise SourceBuildError("the .NET SDK (dotnet) is not on PATH")
     argv = ["dotnet", "build", "src/TorchSharp/TorchSharp.csproj", *BUILD_ARGS]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=root,
                           env={**os.environ, "DOTNET_CLI_TELEMETRY_OPTOUT": "1", "DOTNET_NOLOGO": "1"})
     if proc.returncode != 0:
-        raise SourceBuildError(f"TorchSharp source at {root} does not build:\n"
+        raise SourceBuildError(f"{what} does not build (in a copy at {root}):\n"
                                + str(ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)))
     found = sorted(root.glob("bin/*/TorchSharp/net8.0/TorchSharp.dll")) or sorted(root.rglob("net8.0/TorchSharp.dll"))
     if not found:
@@ -254,7 +254,8 @@ def build_source(source: Path, patches: Sequence[Path] = (), cache: Path | None 
             if not meta_path.exists():
                 for p in patches:
                     apply_patch(tree, Path(p))
-                dll = _build_dll(tree)
+                dll = _build_dll(tree, f"TorchSharp source {source}"
+                                 + (f" with {', '.join(Path(p).name for p in patches)}" if patches else ""))
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.mkdir(parents=True)
                 shutil.copy2(dll, folder / "TorchSharp.dll")
@@ -262,10 +263,10 @@ def build_source(source: Path, patches: Sequence[Path] = (), cache: Path | None 
                     shutil.rmtree(tree / junk, ignore_errors=True)
                 tree.rename(folder / "src")
                 record = {"version": version, "source": str(source.resolve()),
-                        "patches": [f"{Path(p).name} {hashlib.sha256(b).hexdigest()}"
-                                    for p, b in zip(patches, patch_bytes)],
-                        "native_sources": native_guard.compare_native_sources(version, folder / "src"),
-                        "recipe": RECIPE}
+                          "patches": [f"{Path(p).name} {hashlib.sha256(b).hexdigest()}"
+                                      for p, b in zip(patches, patch_bytes)],
+                          "native_sources": native_guard.compare_native_sources(version, folder / "src"),
+                          "recipe": RECIPE}
                 meta_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         return SourceBuild(version=meta["version"], key=key, folder=folder, dll=folder / "TorchSharp.dll",
