@@ -4,7 +4,7 @@
 against real TorchSharp and writes ``reports/<run>/`` (matrix.json, matrix.md,
 index.html, junit.xml, cells/<failing cell>/ with a repro.sh) and ``reports/latest``.
 ``diff OLD NEW`` lists new failures, fixes and changed reasons. Exit status: 0 when no cell failed, errored or passed
-unexpectedly; 1 otherwise; 2 for bad usage.
+unexpectedly; 1 otherwise; 2 for bad usage; 3 when the --torchsharp-source column could not be built or started.
 """
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ def cmd_build_worker(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from harness.diff import main_diff
-    return main_diff(Path(args.old), Path(args.new))
+    if args.new is None and not args.columns:
+        print("diff: NEW is needed unless --columns compares two columns of OLD", file=sys.stderr)
+        return 2
+    return main_diff(Path(args.old), Path(args.new) if args.new else None, args.columns)
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -78,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--check", action="append", help="only these checks (python3 -m harness checks lists them)")
     r.add_argument("--device", action="append", choices=DEVICES, help="only these devices")
     r.add_argument("-k", help="only cells whose id contains this text")
+    r.add_argument("--torchsharp-source", metavar="PATH",
+                   help="also run TorchSharp built from this source (a checkout folder or a .tar.gz), managed part "
+                        "only, against NuGet's native libraries of its version: column '<version>+<label>'")
+    r.add_argument("--torchsharp-patch", action="append", metavar="FILE",
+                   help="apply this patch (patch -p1) to a copy of --torchsharp-source first (repeatable)")
+    r.add_argument("--torchsharp-label", help="the source column's label (default: the patch names, or 'source')")
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
                    "each kind, on every check and axis available, no large tensors (QUICK_CASES in harness/matrix_run.py)")
     r.add_argument("--out", default=str(REPORTS_DIR))
@@ -94,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build_worker)
     d = sub.add_parser("diff", help="compare two matrix.json files; exit 1 on a regression (the upgrade gate)")
     d.add_argument("old", help="the baseline matrix.json (or its run folder)")
-    d.add_argument("new", help="the candidate matrix.json (or its run folder)")
+    d.add_argument("new", nargs="?", help="the candidate matrix.json (or its run folder); with --columns, "
+                                          "optional (default: OLD)")
+    d.add_argument("--columns", nargs=2, metavar=("BASE", "CANDIDATE"),
+                   help="compare TorchSharp column BASE of OLD with column CANDIDATE of NEW by raw outcomes, e.g. "
+                        "--columns ts0.107.0 ts0.107.0+radam-fix")
     d.set_defaults(func=cmd_diff)
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))

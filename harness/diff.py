@@ -5,9 +5,17 @@ skip) to bad (fail, error, xpass), or a new cell that is bad. ``main_diff`` exit
 there is one, else 0 (2 when a file cannot be read). Also reported, without failing:
 fixes (fail/error/xpass/xfail -> pass), lost coverage (anything -> skip), other outcome
 changes, changed reasons (same outcome, different reason), cells added and removed.
+
+``diff_columns`` compares two TorchSharp columns (of one run or of two), e.g. the NuGet
+0.107.0 column with a source build "0.107.0+radam-fix": cells are paired by everything but
+the TorchSharp version, and compared by their *raw* outcomes (an expected failure counts as
+the failure it is, an unexpected pass as a pass), so the answer is what the change fixed or
+broke, whichever expected failures applied to each column.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +83,49 @@ def diff_runs(old: Run, new: Run) -> RunDiff:
     return d
 
 
+def _column_name(column: str) -> str:
+    return column[2:] if column.startswith("ts") else column
+
+
+def _raw(cell: CellResult, new_id: str) -> CellResult:
+    """The cell as measured, before expected failures applied (outcomes.ExpectedFailures).
+    A crash's reason keeps its first line without the worker's path: the stderr tail after
+    it holds the worker's earlier requests (and is cut at different points), which differ
+    between two columns for the same crash."""
+    outcome, reason = cell.outcome, cell.reason
+    if outcome == "xfail":
+        outcome = str(cell.details.get("raw_outcome", "fail"))
+        reason = reason.split(" | actual: ", 1)[1] if " | actual: " in reason else reason
+    elif outcome == "xpass":
+        outcome, reason = "pass", ""
+    reason = re.sub(r"\S*/Worker\.dll", "Worker.dll", reason.split("\n--- stderr tail ---", 1)[0])
+    return dataclasses.replace(cell, id=new_id, outcome=outcome, reason=reason)
+
+
+class ColumnError(ValueError):
+    """A column named for ``diff --columns`` has no cell in its run."""
+
+
+def column_view(run: Run, column: str, as_column: str | None = None) -> Run:
+    """The cells of TorchSharp ``column`` ("0.107.0" or "ts0.107.0"), raw outcomes, with their
+    ids renamed to ``as_column`` (so two columns' cells pair up)."""
+    col = _column_name(column)
+    shown = _column_name(as_column or column)
+    cells = [_raw(c, "::".join(f"ts{shown}" if part == f"ts{col}" else part for part in c.id.split("::")))
+             for c in run.cells if c.torchsharp == col]
+    if not cells:
+        have = sorted({c.torchsharp for c in run.cells})
+        raise ColumnError(f"run {run.run_id} has no cell of TorchSharp column {col!r} (columns: "
+                          f"{', '.join('ts' + h for h in have) or 'none'})")
+    return Run(run_id=f"{run.run_id} ts{col}", started=run.started, provenance=run.provenance, cells=cells)
+
+
+def diff_columns(old: Run, old_column: str, new: Run, new_column: str) -> RunDiff:
+    """Column ``old_column`` of ``old`` against column ``new_column`` of ``new`` (the same run
+    for a NuGet column against a source build), by raw outcomes; ids shown are the new column's."""
+    return diff_runs(column_view(old, old_column, new_column), column_view(new, new_column))
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT - 1] + "…"
@@ -121,21 +172,32 @@ def _load(path: Path) -> Run:
     return Run.load(path / "matrix.json" if path.is_dir() else path)
 
 
-def main_diff(old_path: Path, new_path: Path) -> int:
-    """Print the diff of two matrix.json files (or run folders holding one).
-    Exit status: 1 on a regression, 0 otherwise, 2 when a file cannot be read."""
+def main_diff(old_path: Path, new_path: Path | None = None, columns: Sequence[str] | None = None) -> int:
+    """Print the diff of two matrix.json files (or run folders holding one); with
+    ``columns`` (two TorchSharp columns, e.g. ts0.107.0 ts0.107.0+radam-fix) the first
+    column of OLD against the second of NEW (NEW defaults to OLD). Exit status: 1 on a
+    regression, 0 otherwise, 2 when a file cannot be read or a column is absent."""
     try:
-        old, new = _load(old_path), _load(new_path)
+        old = _load(old_path)
+        new = _load(new_path) if new_path is not None else old
     except ReportSchemaError as exc:
         print(f"diff: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError, KeyError, TypeError) as exc:  # missing file, bad JSON, missing field
         print(f"diff: cannot read a run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    d = diff_runs(old, new)
+    if columns:
+        try:
+            d = diff_columns(old, columns[0], new, columns[1])
+        except ColumnError as exc:
+            print(f"diff: {exc}", file=sys.stderr)
+            return 2
+    else:
+        d = diff_runs(old, new)
     sys.stdout.write(render_diff(d))
     return 1 if d.has_regression else 0
 
 
-__all__ = ["CellChange", "RunDiff", "diff_runs", "main_diff", "render_diff"]
+__all__ = ["CellChange", "ColumnError", "RunDiff", "column_view", "diff_columns", "diff_runs", "main_diff",
+           "render_diff"]
 

@@ -26,6 +26,7 @@ from harness.report import Run
 from harness.report.files import point_latest, write_reports
 from harness.runner import CellRunner
 from harness.session import close_all, start_pytorch, start_torchsharp
+from harness.torchsharp_source import source_columns
 
 # --quick: the core cases, one of each kind, every check and axis that is available, no
 # large tensors: first contact in under a minute.
@@ -58,7 +59,7 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
         else:
             provenance[f"PyTorch {label}"] = f"unavailable: {py}"
         version = py.capabilities.version if isinstance(py, PythonDriver) else label
-        for cell in make_cells(cases, version, args.torchsharp, codec_name, args.check, args.device):
+        for cell in make_cells(cases, version, list(ts), codec_name, args.check, args.device):
             if not args.k or args.k in cell.id:
                 plan.append((runner, cell))
     for v, drv in ts.items():
@@ -96,6 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
     ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env))
+    source_cols = (source_columns(args.torchsharp_source, args.torchsharp_patch, args.torchsharp_label, out / "work")
+                   if args.torchsharp_source else {})  # a column built from source (harness/torchsharp_source.py)
+    ts.update(source_cols)
     try:
         plan, provenance = plan_run(args, cases, codec.name, out, pythons, ts)
         run = Run(run_id=run_id, started=started.isoformat(timespec="seconds"), provenance=provenance)
@@ -106,6 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     write_reports(run, out)
     point_latest(Path(args.out), run_id)
     console.finish(run.duration_s, f"{out}/matrix.md (also index.html, matrix.json, junit.xml)")
+    if any(isinstance(v, Exception) for v in source_cols.values()):
+        print(f"the TorchSharp source column is unavailable: {next(iter(source_cols.values()))}", file=sys.stderr)
+        return 3  # asked for explicitly: an untested build must not pass a gate
     return 0 if run.ok else 1
 
 

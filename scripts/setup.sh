@@ -5,7 +5,7 @@
 #   1. Debian 13's libstdc++6 (TorchSharp 0.107's native library needs GLIBCXX_3.4.32),
 #      with trixie pinned low so nothing else moves.  Must come before step 2.
 #   2. Debian's python3-torch, numpy, pytest, hypothesis and tox (PyPI is unreachable).
-#   3. Debian's chromium, for the HTML report's browser test.
+#   3. Debian's chromium, for the HTML report's browser test; Debian's patch, for --torchsharp-patch.
 #   4. The .NET worker, built once per TorchSharp version (python3 -m harness build-worker).
 # Each step checks first and does nothing when its result is already there, so the
 # README's commands can call this every time and stay quick.
@@ -93,6 +93,14 @@ step_chromium() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 
+step_patch() {
+  # `patch` applies --torchsharp-patch files to a copy of a TorchSharp source (harness/torchsharp_source.py).
+  if command -v patch >/dev/null 2>&1; then return 0; fi
+  log "installing Debian's patch (for --torchsharp-patch)"
+  apt_update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq patch >/dev/null
+}
+
 step_dotnet() {
   command -v dotnet >/dev/null 2>&1 || { log "the .NET SDK is missing (dotnet not on PATH)"; exit 1; }
 }
@@ -100,6 +108,7 @@ step_dotnet() {
 step_libstdcxx
 step_python
 step_chromium
+step_patch
 step_dotnet
 if [ "${SETUP_SKIP_WORKER:-}" != 1 ]; then
   cd "$(dirname "$0")/.."

@@ -117,13 +117,20 @@ def build_worker(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
 
 class TorchSharpDriver(TorchSharpSide):
     def __init__(self, version: str = DEFAULT_VERSION, workdir: Path | None = None, timeout: float = 120.0,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, worker: Path | None = None,
+                 provenance: Mapping[str, str] | None = None):
+        """``version``: a NuGet version, built with :func:`build_worker`; or, with ``worker``
+        (a ready worker folder, e.g. a source build's from harness/torchsharp_source.py), any
+        column label such as "0.107.0+radam-fix", whose ``provenance`` replaces the default.
+        ``env``: extra environment of the worker process (e.g. ONEDNN_MAX_CPU_ISA)."""
         self.version = version
-        self.env = dict(env or {})  # extra environment of the worker process (e.g. ONEDNN_MAX_CPU_ISA)
+        self.env = dict(env or {})
         self.timeout = timeout
         self.workdir = Path(workdir or (BUILD_ROOT.parent / "tmp"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._dll = build_worker(version)
+        self._dll = worker / "Worker.dll" if worker is not None else build_worker(version)
+        self._worker = worker
+        self._column_provenance = dict(provenance) if worker is not None and provenance is not None else None
         self._transport: SubprocessTransport | None = None
         self._client: WorkerClient | None = None
         self._step_no = 0
@@ -146,14 +153,16 @@ class TorchSharpDriver(TorchSharpSide):
         cap = self.hello.get("onednn_max_cpu_isa")  # as the worker process itself sees it
         machine = probe({"ONEDNN_MAX_CPU_ISA": str(cap)} if cap else {}, threads=threads if isinstance(threads, int) else None)
         self.capabilities = Capabilities(
-            name="TorchSharp", version=str(self.hello.get("version", self.version)),
+            name="TorchSharp",
+            version=self.version if self._worker is not None else str(self.hello.get("version", self.version)),
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
             optimizers=frozenset(self.hello.get("optimizers", [])),
             features=frozenset({"jit", "tensor_file"}),
-            provenance={"TorchSharp": str(self.hello.get("version", self.version)),
-                        "libtorch": str(self.hello.get("libtorch", "?")),
-                        "dotnet": str(self.hello.get("runtime", "?")),
-                        "worker_os": str(self.hello.get("os", "?")),
+            provenance={**(self._column_provenance if self._column_provenance is not None else
+                           {"TorchSharp": str(self.hello.get("version", self.version)),
+                            "libtorch": str(self.hello.get("libtorch", "?")),
+                            "dotnet": str(self.hello.get("runtime", "?")),
+                            "worker_os": str(self.hello.get("os", "?"))}),
                         **{f"TorchSharp {self.version} {k}": v for k, v in machine.describe().items()}},
             machine=machine,
         )
