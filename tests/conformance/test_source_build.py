@@ -25,7 +25,6 @@ import torch
 from harness import native_guard
 from harness.cases import load_catalogue
 from harness.checks import CHECKS
-from harness.paths import CASES_DIR
 from harness.plan import make_cells
 from harness.runner import CellRunner
 from harness.codecs import load_codec
@@ -33,7 +32,6 @@ from harness.drivers.base import Driver, TorchSharpSide
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import BUILD_ROOT, DEFAULT_VERSION, TorchSharpDriver, build_worker
 from harness.expectations import ExpectedFailures
-from harness.outcomes import CellResult
 from harness.torchsharp_source import SourceBuild, build_source, make_worker, source_columns, start_source_driver
 
 ROOT = Path(__file__).resolve().parents[2]
