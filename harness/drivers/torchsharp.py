@@ -29,13 +29,12 @@ from harness.drivers.protocol import (
     WorkerClient,
     WorkerError,
 )
+from harness.drivers.torchsharp_versions import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported (cli, tests)
+from harness.drivers.torchsharp_versions import LIBTORCH_FOR, NOT_SERVED
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_PROJECT = ROOT / "dotnet" / "Worker"
 BUILD_ROOT = Path(os.environ.get("HARNESS_BUILD_DIR", ROOT / "build")) / "worker"
-DEFAULT_VERSION = "0.107.0"
-# LibTorch each TorchSharp release is built against (its NuGet dependency).
-LIBTORCH_FOR = {"0.107.0": "2.10.0", "0.106.0": "2.9.0", "0.105.1": "2.7.1", "0.105.0": "2.5.1"}
 
 
 def discover_versions() -> list[str]:
@@ -107,9 +106,10 @@ def build_worker(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         text = proc.stdout + proc.stderr
-        if "NU1102" in text or "NU1101" in text or "Unable to find package" in text:
+        if any(marker in text for marker in NOT_SERVED):
             raise WorkerUnavailable(f"TorchSharp {version} (LibTorch {libtorch}) is not served by the NuGet feed: "
-                                    + next((ln.strip() for ln in text.splitlines() if "NU110" in ln), ""))
+                                    + next((ln.strip() for ln in text.splitlines()
+                                            if any(marker in ln for marker in NOT_SERVED)), ""))
         raise WorkerUnavailable(str(ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)))
     stamp.write_text(digest)
     return dll
