@@ -144,7 +144,8 @@ class TorchSharpDriver(Driver):
             raise WorkerUnavailable(f"TorchSharp {self.version} worker did not start: {exc}") from exc
         threads = self.hello.get("threads")
         cap = self.hello.get("onednn_max_cpu_isa")  # as the worker process itself sees it
-        machine = probe({"ONEDNN_MAX_CPU_ISA": str(cap)} if cap else {}, threads=threads if isinstance(threads, int) else None)
+        machine = probe({"ONEDNN_MAX_CPU_ISA": str(cap)} if cap else {},
+                        threads=threads if isinstance(threads, int) else None)
         self.capabilities = Capabilities(
             name="TorchSharp", version=str(self.hello.get("version", self.version)),
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
@@ -231,7 +232,8 @@ class TorchSharpDriver(Driver):
             inp.unlink(missing_ok=True)
             out.unlink(missing_ok=True)
 
-    def jit_run(self, path: Path, x: torch.Tensor, resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
+    def jit_run(self, path: Path, x: torch.Tensor,
+                resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
         """``torch.jit.load`` in TorchSharp: its state digests and output for ``x``
         (and ``torch.jit.save`` to ``resave``)."""
         self._step_no += 1

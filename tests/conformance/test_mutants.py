@@ -83,4 +83,5 @@ def test_lr_written_as_initial_lr_is_red(cell_runner, tmp_path):
     result = _run(cell_runner, tmp_path, mutant_codecs.lr_as_initial_lr(), "sgd_steplr", "continue_py2ts")
     assert result.outcome == "fail"
     assert "initial_lr" in result.reason
-    assert _run(cell_runner, tmp_path / "ok", mutant_codecs._codec("control"), "sgd_steplr", "continue_py2ts").outcome == "pass"
+    control = _run(cell_runner, tmp_path / "ok", mutant_codecs._codec("control"), "sgd_steplr", "continue_py2ts")
+    assert control.outcome == "pass"
