@@ -227,7 +227,8 @@ def main() -> int:
         print(f"{r['label']:<14}{r['op']:<16}{r['seconds']:9.3f}{r['GBps']:8.2f}{r['us_per_tensor']:11.1f}"
               f"{r['extra_mib']:16.1f}   {spread}")
     print("\n(peak extra MiB: the largest over the samples; for codec_load/torch_load/plain_read_new, over the "
-          "payload the result holds;\n for codec_load_mmap, the whole increase: mapped file pages touched and any copies)")
+          "payload the result holds;\n for codec_load_mmap, the whole increase: mapped file pages touched "
+          "and any copies)")
     print("\ntargets:")
     for v in verdicts:
         print(f"  {LABEL[v['size']]:<14}{v['target']:<52}{'met' if v['met'] else 'NOT MET':>8}  ({v['value']})")

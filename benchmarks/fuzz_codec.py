@@ -11,7 +11,8 @@ a non-seekable stream and, where the reader takes mmap=, from a mapped file, und
 address-space cap (current size + --headroom-mib) and a per-read alarm (--timeout). Each
 read must return a plausible value or raise codec.CodecError. Prints the rate, every
 distinct typed outcome (reader, error class, field with keys/indices normalised), untyped
-exceptions (first tracebacks; inputs saved under --save), hangs and the max RSS. Exit 1 on any untyped exception or hang.
+exceptions (first tracebacks; inputs saved under --save), hangs and the max RSS. Exit 1 on any
+untyped exception or hang.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def _alarm(signum: int, frame: object) -> None:
     raise Hang()
 
 
-def make_input(seeds: dict, names: list[str], mutators: list[str], seed: int, i: int) -> tuple[str, list[str], bytes]:  # type: ignore[type-arg]
+def make_input(seeds: dict, names: list[str], mutators: list[str],  # type: ignore[type-arg]
+               seed: int, i: int) -> tuple[str, list[str], bytes]:
     rng = random.Random(f"{seed}:{i}")
     seed_name = rng.choice(names)
     chain = [rng.choice(mutators) for _ in range(rng.randint(1, 3))]
@@ -125,7 +127,8 @@ def main() -> int:
     print(f"untyped exceptions: {n_untyped}   hangs (> {args.timeout:g} s): {len(hangs)}   "
           f"slowest read: {slowest * 1000:.1f} ms (input {slowest_input})")
     print(f"max RSS: {maxrss:.0f} MiB (address space capped at start + {args.headroom_mib} MiB)")
-    print(f"reads returning a value: {ok}; distinct typed outcomes: {len(outcomes) - sum(k.endswith(' ok') for k in outcomes)}")
+    typed = len(outcomes) - sum(k.endswith(' ok') for k in outcomes)
+    print(f"reads returning a value: {ok}; distinct typed outcomes: {typed}")
     print("mutators used: " + ", ".join(f"{k} {v}" for k, v in sorted(per_mutator.items())))
     print("seeds used:    " + ", ".join(f"{k} {v}" for k, v in sorted(per_seed.items())))
     print("\noutcomes (count, reader, outcome):")

@@ -21,7 +21,6 @@ DEVICES = ("cpu", "cuda")
 PYTORCHS = ("host", "2.6")
 
 
-
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.matrix_run import cmd_run as run
     return run(args)
@@ -88,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply this patch (patch -p1) to a copy of --torchsharp-source first (repeatable)")
     r.add_argument("--torchsharp-label", help="the source column's label (default: the patch names, or 'source')")
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
-                   "each kind, on every check and axis available, no large tensors (QUICK_CASES in harness/matrix_run.py)")
+                   "each kind, on every check and axis available, no large tensors "
+                   "(QUICK_CASES in harness/matrix_run.py)")
     r.add_argument("--out", default=str(REPORTS_DIR))
     r.add_argument("--cases", default=str(CASES_DIR))
     r.add_argument("--run-id")
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_checks(args: argparse.Namespace) -> int:
     from harness.checks import REGISTRY
     for name, c in REGISTRY.items():
-        print(f"{name:18} {'/'.join(sorted(c.kinds)):16} {(c.run.__doc__ or '').strip().splitlines()[0] if c.run.__doc__ else ''}")
+        doc = (c.run.__doc__ or "").strip().splitlines()
+        print(f"{name:18} {'/'.join(sorted(c.kinds)):16} {doc[0] if doc else ''}")
     return 0
 
 

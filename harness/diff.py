@@ -138,9 +138,10 @@ def _outcomes(c: CellChange) -> str:
 def render_diff(d: RunDiff) -> str:
     """Plain Markdown, fit for a terminal or a CI job summary."""
     lines = [f"# Matrix diff: {d.old_run_id} -> {d.new_run_id}", ""]
-    counts: list[tuple[str, Sequence[object]]] = [("regressions", d.regressions), ("fixes", d.fixes), ("lost coverage", d.lost_coverage),
-              ("other outcome changes", d.other_changes), ("changed reasons", d.changed_reasons),
-              ("cells added", d.added), ("cells removed", d.removed)]
+    counts: list[tuple[str, Sequence[object]]] = [
+        ("regressions", d.regressions), ("fixes", d.fixes), ("lost coverage", d.lost_coverage),
+        ("other outcome changes", d.other_changes), ("changed reasons", d.changed_reasons),
+        ("cells added", d.added), ("cells removed", d.removed)]
     lines += [", ".join(f"{len(items)} {name}" for name, items in counts), ""]
     lines += ["**REGRESSION**" if d.has_regression else "No regression.", ""]
 
@@ -200,4 +201,3 @@ def main_diff(old_path: Path, new_path: Path | None = None, columns: Sequence[st
 
 __all__ = ["CellChange", "ColumnError", "RunDiff", "column_view", "diff_columns", "diff_runs", "main_diff",
            "render_diff"]
-

@@ -86,7 +86,8 @@ def _entry(raw: Any, where: str) -> ExpectedFailure:
     if isinstance(cells, str):
         cells = [cells]
     if not (isinstance(cells, list) and cells and all(isinstance(c, str) and "::" in c for c in cells)):
-        raise ExpectedFailureError(f"{where}: 'cells' must be fnmatch patterns over cell ids (case::check::pt::ts::device::codec)")
+        raise ExpectedFailureError(f"{where}: 'cells' must be fnmatch patterns over cell ids "
+                                   "(case::check::pt::ts::device::codec)")
     expect = raw["expect"]
     if not isinstance(expect, str) or not expect:
         raise ExpectedFailureError(f"{where}: 'expect' must be a non-empty regex of the failure reason")

@@ -18,10 +18,8 @@ Each finding has one or more *parts*, each a program that prints a verdict line
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -30,7 +28,8 @@ from pathlib import Path
 
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.pytorch_worker import PYTORCH26_ROOT
-from harness.drivers.torchsharp import DEFAULT_VERSION, LIBTORCH_FOR
+from harness.dotnet_build import DotnetUnavailable, build_project
+from harness.drivers.torchsharp_versions import DEFAULT_VERSION
 from harness.paths import BUILD_DIR, DOTNET_DIR, ROOT
 
 PROJECT = DOTNET_DIR / "Findings"
@@ -64,13 +63,17 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("radam-lr-applied-twice", "TorchSharp's RAdam multiplies its rectified update by lr twice"),
     Finding("adadelta-step-never-incremented", "TorchSharp's Adadelta never increments state.step"),
     Finding("groupnorm-uninitialised-affine", "TorchSharp's GroupNorm leaves weight and bias uninitialised"),
-    Finding("moduledict-to-throws", "a TorchSharp module holding a ModuleDict cannot .to(dtype) (nor .to(device) on a move)"),
+    Finding("moduledict-to-throws",
+            "a TorchSharp module holding a ModuleDict cannot .to(dtype) (nor .to(device) on a move)"),
     Finding("sequential-own-buffer-dropped", "TorchSharp's nn.Sequential leaves its own buffer out of state_dict"),
-    Finding("sequential-tied-weight-listed-once", "TorchSharp's nn.Sequential lists a tied Parameter once in state_dict"),
-    Finding("jit-load-aborts-on-errorreport", "TorchSharp's torch.jit.load aborts the process on a TorchScript ErrorReport"),
+    Finding("sequential-tied-weight-listed-once",
+            "TorchSharp's nn.Sequential lists a tied Parameter once in state_dict"),
+    Finding("jit-load-aborts-on-errorreport",
+            "TorchSharp's torch.jit.load aborts the process on a TorchScript ErrorReport"),
     Finding("tensor-load-int-max-elements", "TorchSharp's static Tensor.Load refuses more than int.MaxValue elements"),
     Finding("module-save-load-non-contiguous", "TorchSharp's Module.save/load throw on a non-contiguous state tensor"),
-    Finding("bf16-avx512-conv", "bfloat16 convolution is wrong on AVX-512 CPUs in LibTorch 2.10 and PyTorch 2.6 (oneDNN)",
+    Finding("bf16-avx512-conv",
+            "bfloat16 convolution is wrong on AVX-512 CPUs in LibTorch 2.10 and PyTorch 2.6 (oneDNN)",
             script="bf16_conv.py", pytorch=("2.6", "host"), needs_avx512=True),
     Finding("nadam-pytorch113-mu-product", "PyTorch 1.13's default NAdam multiplies mu into mu_product twice",
             dotnet=False, script="nadam_mu_product.py", pytorch=("host", "2.6")),
@@ -100,38 +103,13 @@ def finding(slug: str) -> Finding:
 
 
 # --- the C# project -----------------------------------------------------------------------
-def _source_hash(version: str) -> str:
-    h = hashlib.sha256(version.encode())
-    for path in sorted(PROJECT.rglob("*")):
-        if path.is_file() and "bin" not in path.parts and "obj" not in path.parts:
-            h.update(str(path.relative_to(PROJECT)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def build_findings(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
     """Build dotnet/Findings for ``version`` into build/findings/<version>/ unless an
     up-to-date build is there; return Findings.dll."""
-    out = BUILD_ROOT / version
-    dll, stamp = out / "Findings.dll", out / ".source-hash"
-    digest = _source_hash(version)
-    if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
-        return dll
-    if shutil.which("dotnet") is None:
-        raise FindingsUnavailable("the .NET SDK (dotnet) is not on PATH")
-    libtorch = LIBTORCH_FOR.get(version)
-    if libtorch is None:
-        raise FindingsUnavailable(f"TorchSharp {version}: no known LibTorch version for it (known: {sorted(LIBTORCH_FOR)})")
-    argv = ["dotnet", "build", str(PROJECT / "Findings.csproj"), "-c", "Release", "-nologo",
-            f"-p:TorchSharpVersion={version}", f"-p:LibTorchVersion={libtorch}", "-o", str(out)]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        text = proc.stdout + proc.stderr
-        if "NU1102" in text or "NU1101" in text:
-            raise FindingsUnavailable(f"TorchSharp {version} (LibTorch {libtorch}) is not served by the NuGet feed")
-        raise ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)
-    stamp.write_text(digest)
-    return dll
+    try:
+        return build_project(PROJECT / "Findings.csproj", version, BUILD_ROOT / version, "Findings.dll", force)
+    except DotnetUnavailable as exc:
+        raise FindingsUnavailable(str(exc)) from exc
 
 
 def _run(slug: str, part: str, argv: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> PartResult:
@@ -141,7 +119,8 @@ def _run(slug: str, part: str, argv: Sequence[str], timeout: float, env: dict[st
     except subprocess.TimeoutExpired as exc:
         def text(b: str | bytes | None) -> str:
             return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
-        raise ProcessFailed(argv, None, text(exc.stdout), text(exc.stderr) + f"\n(timed out after {timeout} s)") from exc
+        raise ProcessFailed(argv, None, text(exc.stdout),
+                            text(exc.stderr) + f"\n(timed out after {timeout} s)") from exc
     outcome = OUTCOME_OF_EXIT.get(proc.returncode)
     verdict = next((ln for ln in proc.stdout.splitlines() if ln.startswith(f"{outcome}:")), None) if outcome else None
     if outcome is None or verdict is None:

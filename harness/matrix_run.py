@@ -114,5 +114,3 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"the TorchSharp source column is unavailable: {next(iter(source_cols.values()))}", file=sys.stderr)
         return 3  # asked for explicitly: an untested build must not pass a gate
     return 0 if run.ok else 1
-
-

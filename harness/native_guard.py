@@ -25,9 +25,9 @@ from pathlib import Path
 
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.torchsharp import WorkerUnavailable
+from harness.paths import DOTNET_DIR, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-TOOL_PROJECT = ROOT / "dotnet" / "PInvokeNames"
+TOOL_PROJECT = DOTNET_DIR / "PInvokeNames"
 NATIVE_REFERENCE_DIR = ROOT / "third_party" / "torchsharp"
 NATIVE_MODULE = "LibTorchSharp"
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 OUTCOMES = ("pass", "fail", "xfail", "xpass", "skip", "error")
+BAD_OUTCOMES = frozenset({"fail", "xpass", "error"})
 
 
 @dataclass
@@ -23,7 +24,6 @@ class Verdict:
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
     restart: bool = False
-BAD_OUTCOMES = frozenset({"fail", "xpass", "error"})
 
 
 @dataclass

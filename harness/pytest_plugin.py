@@ -74,4 +74,3 @@ def assert_outcome(result: CellResult) -> None:
     if result.outcome == "skip":
         pytest.skip(result.reason)
     pytest.fail(f"{result.outcome}: {result.reason}\nevidence: {result.evidence}", pytrace=False)
-

@@ -39,6 +39,8 @@ def tolerance_for(optimizer_type: str, pytorch_version: str = "") -> float:
         if optimizer_type in TOLERANCE_ULP_TORCH2:
             return TOLERANCE_ULP_TORCH2[optimizer_type]
     return TOLERANCE_ULP.get(optimizer_type, DEFAULT_TOLERANCE_ULP)
+
+
 # Scalars PyTorch 1.13 makes as float32 tensors where TorchSharp keeps a double: compared at
 # float32 precision (both rounded to float32, distance in float32 ULP).
 FLOAT32_SCALARS = {("ASGD", "eta"), ("ASGD", "mu"), ("NAdam", "mu_product")}
@@ -110,7 +112,7 @@ def compare_continued(optimizer_type: str, py_module: Mapping[str, torch.Tensor]
     if py_record.class_name != ts_record.class_name:
         v.problems.append(f"optimizer class: PyTorch {py_record.class_name}, TorchSharp {ts_record.class_name}")
     for what, py_list, ts_list, exact in (("group", py_record.groups, ts_record.groups, True),
-                                         ("state", py_record.states, ts_record.states, False)):
+                                          ("state", py_record.states, ts_record.states, False)):
         if len(py_list) != len(ts_list):
             v.problems.append(f"{what} count: PyTorch {len(py_list)}, TorchSharp {len(ts_list)}")
         for i, (a, b) in enumerate(zip(py_list, ts_list)):

@@ -205,7 +205,8 @@ def _build_dll(root: Path, what: str) -> Path:
                                + str(ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)))
     found = sorted(root.glob("bin/*/TorchSharp/net8.0/TorchSharp.dll")) or sorted(root.rglob("net8.0/TorchSharp.dll"))
     if not found:
-        raise SourceBuildError(f"the build of {root} succeeded but left no net8.0/TorchSharp.dll:\n{proc.stdout[-2000:]}")
+        raise SourceBuildError(f"the build of {root} succeeded but left no net8.0/TorchSharp.dll:\n"
+                               f"{proc.stdout[-2000:]}")
     return found[0]
 
 

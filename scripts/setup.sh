@@ -75,14 +75,14 @@ PIN
 }
 
 step_python() {
-  if [ -x "$PY" ] && "$PY" -c 'import torch, numpy, pytest, hypothesis, mypy' 2>/dev/null \
+  if [ -x "$PY" ] && "$PY" -c 'import torch, numpy, pytest, hypothesis, mypy, flake8' 2>/dev/null \
       && command -v tox >/dev/null 2>&1; then
     return 0
   fi
-  log "installing Debian's python3-torch, numpy, pytest, hypothesis, mypy, tox"
+  log "installing Debian's python3-torch, numpy, pytest, hypothesis, mypy, flake8, tox"
   apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    python3-torch python3-numpy python3-pytest python3-hypothesis python3-mypy tox >/dev/null
+    python3-torch python3-numpy python3-pytest python3-hypothesis python3-mypy python3-flake8 tox >/dev/null
 }
 
 step_chromium() {

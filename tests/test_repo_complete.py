@@ -1,6 +1,6 @@
 """A plain clone is complete: no tracked file points at the reference folder beside the
-checkout on the project's machines (``shared`` one level up, or under /work), the corpus its manifest lists is here, and every case
-that loads state from the corpus names a file that exists."""
+checkout on the project's machines (``shared`` one level up, or under /work), the corpus its
+manifest lists is here, and every case that loads state from the corpus names a file that exists."""
 from __future__ import annotations
 
 import json

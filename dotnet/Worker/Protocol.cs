@@ -194,4 +194,18 @@ public static class Enc
         ["shape"] = new JsonArray(t.shape.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
         ["sha256"] = Sha256(t),
     };
+
+    /// <summary>The digests of a state dict in its order: [{name, dtype, shape, sha256}, ...]
+    /// (the module state of 'digest' and 'jit_run').</summary>
+    public static JsonArray NamedDigests(IEnumerable<KeyValuePair<string, Tensor>> state)
+    {
+        var digests = new JsonArray();
+        foreach (var (name, t) in state)
+        {
+            var entry = new JsonObject { ["name"] = name };
+            foreach (var (field, value) in Digest(t)) entry[field] = value?.DeepClone();
+            digests.Add(entry);
+        }
+        return digests;
+    }
 }

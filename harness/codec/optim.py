@@ -269,10 +269,13 @@ def write_optimizer(dest: Dest, record: OptimizerRecord) -> None:
     with open_dest(dest) as f:
         f.write(write_str(layout.ts_name) + write_uleb(len(record.groups)) + write_uleb(len(record.states)))
         for i, g in enumerate(record.groups):
-            out = write_f64(g["initial_lr"], f"group[{i}].initial_lr") + write_f64(g["lr"], f"group[{i}].lr")  # type: ignore[arg-type]
+            out = (write_f64(g["initial_lr"], f"group[{i}].initial_lr")  # type: ignore[arg-type]
+                   + write_f64(g["lr"], f"group[{i}].lr"))  # type: ignore[arg-type]
             for opt in layout.options:
                 where = f"group[{i}].{opt.name}"
-                out += write_f64(g[opt.name], where) if opt.kind == "f64" else write_bool(g[opt.name], where)  # type: ignore[arg-type]
+                value = g[opt.name]
+                out += (write_f64(value, where) if opt.kind == "f64"  # type: ignore[arg-type]
+                        else write_bool(value, where))  # type: ignore[arg-type]
             f.write(out)
         for j, s in enumerate(record.states):
             for st in layout.states:
@@ -328,7 +331,8 @@ def _check_record(layout: Layout, record: OptimizerRecord) -> None:
             if st.name not in s:
                 raise OptimizerFormatError(where, None, "missing from the record")
             v = s[st.name]
-            if st.kind == "i64" and not (_is_int(v) and -(1 << 63) <= operator.index(v) < (1 << 63)):  # type: ignore[arg-type]
+            if st.kind == "i64" and not (_is_int(v)
+                                         and -(1 << 63) <= operator.index(v) < (1 << 63)):  # type: ignore[arg-type]
                 raise InvalidValueError(where, None, f"expected an int64, got {v!r}")
             if st.kind == "f64" and not _is_real(v):
                 raise InvalidValueError(where, None, f"expected a float, got {v!r}")

@@ -293,7 +293,6 @@ def read_tensor(source: Source, *, mmap: bool = False) -> torch.Tensor:
         return t
 
 
-
 def write_tensor(dest: Dest, tensor: torch.Tensor) -> None:
     """Write a single-tensor file (``Tensor.Save`` form). Inverse of :func:`read_tensor`."""
     check_tensor(tensor, "tensor")  # refuse before touching the destination

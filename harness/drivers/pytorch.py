@@ -133,7 +133,8 @@ class PyTorchDriver(PythonDriver):
         module.eval()
         with torch.no_grad():
             out = module(x)
-        return {k: TensorDigest.of(v) for k, v in module.state_dict().items()}, out[0] if isinstance(out, tuple) else out
+        digests = {k: TensorDigest.of(v) for k, v in module.state_dict().items()}
+        return digests, out[0] if isinstance(out, tuple) else out
 
     def advance_schedule(self) -> None:
         if self.scheduler is not None:
@@ -148,7 +149,8 @@ class PyTorchDriver(PythonDriver):
         return contract(self.codec.raw("load_state_dict"), path.read_bytes())
 
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
-        trusted_codec.write_state_dict(module_path, {k: v.detach().cpu() for k, v in self._model().state_dict().items()})
+        state = {k: v.detach().cpu() for k, v in self._model().state_dict().items()}
+        trusted_codec.write_state_dict(module_path, state)
         if optimizer_path is not None:
             trusted_codec.write_optimizer(optimizer_path, trusted_codec.optimizer_record_from_torch(self._optim()))
 

@@ -81,7 +81,6 @@ class PyTorchWorkerDriver(PythonDriver):
                 raise CodecFailure(exc.error_message) from exc
             raise RemotePyTorchError(f"{exc.error_type}: {exc.error_message}") from exc
 
-
     def build(self, case: Case, device: str) -> None:
         self._call("build", case=case.name, device=device)
 
@@ -149,7 +148,8 @@ class PyTorchWorkerDriver(PythonDriver):
         self._call("advance_schedule")
 
 
-def chroot_pytorch(workdir: Path, codec_spec: str, codec_name: str, rootfs: Path = PYTORCH26_ROOT) -> PyTorchWorkerDriver:
+def chroot_pytorch(workdir: Path, codec_spec: str, codec_name: str,
+                   rootfs: Path = PYTORCH26_ROOT) -> PyTorchWorkerDriver:
     """Debian 13's PyTorch 2.6 in the root scripts/setup-pytorch26.sh made."""
     if not (rootfs / ".harness-ready").exists():
         raise PyTorchUnavailable(f"no PyTorch 2.6 root at {rootfs} (scripts/setup-pytorch26.sh makes it)")

@@ -7,7 +7,6 @@ built or started raises :class:`WorkerUnavailable`: its cells become "unavailabl
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,19 +22,13 @@ from harness.cases import Case, OptimizerCase
 from harness.digest import TensorDigest, module_digest_from_json
 from harness.machine import probe
 from harness.drivers.base import Capabilities, Digest, OptimizerDigest, TorchSharpSide, model_case_of
-from harness.drivers.protocol import (
-    ProcessFailed,
-    SubprocessTransport,
-    WorkerClient,
-    WorkerError,
-)
+from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError
+from harness.drivers.torchsharp_versions import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported (cli, tests)
+from harness.dotnet_build import DotnetUnavailable, build_project
+from harness.paths import BUILD_DIR, CASES_DIR, DOTNET_DIR, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKER_PROJECT = ROOT / "dotnet" / "Worker"
-BUILD_ROOT = Path(os.environ.get("HARNESS_BUILD_DIR", ROOT / "build")) / "worker"
-DEFAULT_VERSION = "0.107.0"
-# LibTorch each TorchSharp release is built against (its NuGet dependency).
-LIBTORCH_FOR = {"0.107.0": "2.10.0", "0.106.0": "2.9.0", "0.105.1": "2.7.1", "0.105.0": "2.5.1"}
+WORKER_PROJECT = DOTNET_DIR / "Worker"
+BUILD_ROOT = BUILD_DIR / "worker"
 
 
 def discover_versions() -> list[str]:
@@ -56,7 +49,7 @@ def discover_versions() -> list[str]:
 
 def tracked_versions() -> list[str]:
     """Versions listed in cases/torchsharp-versions.txt (one a line; '#' comments)."""
-    path = ROOT / "cases" / "torchsharp-versions.txt"
+    path = CASES_DIR / "torchsharp-versions.txt"
     if not path.exists():
         return []
     lines = (ln.split("#", 1)[0].strip() for ln in path.read_text(encoding="utf-8").splitlines())
@@ -74,45 +67,16 @@ class WorkerUnavailable(RuntimeError):
     """This TorchSharp version cannot be restored, built or started here."""
 
 
-def _source_hash(version: str) -> str:
-    h = hashlib.sha256(version.encode())
-    for path in sorted(WORKER_PROJECT.rglob("*")):
-        if path.is_file() and "bin" not in path.parts and "obj" not in path.parts:
-            h.update(str(path.relative_to(WORKER_PROJECT)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def worker_dir(version: str) -> Path:
     return BUILD_ROOT / version
 
 
 def build_worker(version: str = DEFAULT_VERSION, force: bool = False) -> Path:
     """Build the worker for ``version`` unless an up-to-date build exists; return Worker.dll."""
-    out = worker_dir(version)
-    dll = out / "Worker.dll"
-    stamp = out / ".source-hash"
-    digest = _source_hash(version)
-    if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
-        return dll
-    if shutil.which("dotnet") is None:
-        raise WorkerUnavailable("the .NET SDK (dotnet) is not on PATH")
-    libtorch = LIBTORCH_FOR.get(version)
-    if libtorch is None:
-        raise WorkerUnavailable(f"TorchSharp {version}: no known LibTorch version for it "
-                                f"(known: {sorted(LIBTORCH_FOR)})")
-    argv = ["dotnet", "build", str(WORKER_PROJECT / "Worker.csproj"), "-c", "Release", "-nologo",
-            f"-p:TorchSharpVersion={version}", f"-p:LibTorchVersion={libtorch}",
-            "-o", str(out)]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        text = proc.stdout + proc.stderr
-        if "NU1102" in text or "NU1101" in text or "Unable to find package" in text:
-            raise WorkerUnavailable(f"TorchSharp {version} (LibTorch {libtorch}) is not served by the NuGet feed: "
-                                    + next((ln.strip() for ln in text.splitlines() if "NU110" in ln), ""))
-        raise WorkerUnavailable(str(ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)))
-    stamp.write_text(digest)
-    return dll
+    try:
+        return build_project(WORKER_PROJECT / "Worker.csproj", version, worker_dir(version), "Worker.dll", force)
+    except DotnetUnavailable as exc:
+        raise WorkerUnavailable(str(exc)) from exc
 
 
 class TorchSharpDriver(TorchSharpSide):
@@ -151,7 +115,8 @@ class TorchSharpDriver(TorchSharpSide):
             raise WorkerUnavailable(f"TorchSharp {self.version} worker did not start: {exc}") from exc
         threads = self.hello.get("threads")
         cap = self.hello.get("onednn_max_cpu_isa")  # as the worker process itself sees it
-        machine = probe({"ONEDNN_MAX_CPU_ISA": str(cap)} if cap else {}, threads=threads if isinstance(threads, int) else None)
+        machine = probe({"ONEDNN_MAX_CPU_ISA": str(cap)} if cap else {},
+                        threads=threads if isinstance(threads, int) else None)
         self.capabilities = Capabilities(
             name="TorchSharp",
             version=self.version if self._worker is not None else str(self.hello.get("version", self.version)),
@@ -240,7 +205,8 @@ class TorchSharpDriver(TorchSharpSide):
             inp.unlink(missing_ok=True)
             out.unlink(missing_ok=True)
 
-    def jit_run(self, path: Path, x: torch.Tensor, resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
+    def jit_run(self, path: Path, x: torch.Tensor,
+                resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
         self._step_no += 1
         inp = self.workdir / f"jit-input-{os.getpid()}-{self._step_no}.dat"
         out = self.workdir / f"jit-output-{os.getpid()}-{self._step_no}.dat"

@@ -81,4 +81,3 @@ class NonSeekable(io.RawIOBase):
 
 
 CORPUS = CORPUS_DIR  # cases/corpus/ (part of the repository)
-

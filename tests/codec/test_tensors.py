@@ -99,7 +99,7 @@ def test_single_tensor_round_trip(t: torch.Tensor) -> None:
 def test_record_bytes_are_header_plus_c_order_data(t: torch.Tensor) -> None:
     from tests.codec._util import record
     code = {dt: i for i, dt in enumerate([torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
-                                           torch.float16, torch.float32, torch.float64])}
+                                          torch.float16, torch.float32, torch.float64])}
     code.update({torch.complex64: 9, torch.complex128: 10, torch.bool: 11, torch.qint8: 12, torch.quint8: 13,
                  torch.qint32: 14, torch.bfloat16: 15})
     buf = io.BytesIO()

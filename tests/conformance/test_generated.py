@@ -34,7 +34,7 @@ def _check(runner: CellRunner, case_dict: dict[str, Any], failures: Path) -> Non
 @SETTINGS
 @given(case_dict=model_cases())
 def test_generated_cases_survive_the_round_trip(cell_runner: CellRunner, tmp_path_factory: pytest.TempPathFactory,
-                                                 case_dict: dict[str, Any]) -> None:
+                                                case_dict: dict[str, Any]) -> None:
     runner = CellRunner(cell_runner.py, cell_runner.ts, tmp_path_factory.mktemp("gen"))
     _check(runner, case_dict, Path(__file__).resolve().parents[2] / "cases" / "generated")
 
@@ -63,5 +63,3 @@ def test_a_failure_shrinks_into_a_replayable_case_file(cell_runner: CellRunner, 
     assert replay.outcome == "fail"
     ours = CellRunner(PyTorchDriver(load_codec("ours")), cell_runner.ts, tmp_path / "ours")
     assert ours.run(Cell(case, "py2ts", "host", next(iter(runner.ts)), "cpu", "ours")).outcome == "pass"
-
-

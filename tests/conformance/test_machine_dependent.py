@@ -74,7 +74,7 @@ def test_bf16_cells_on_this_cpu_uncapped(cell_runner: CellRunner, tmp_path: Path
 
 
 def test_a_codec_that_scales_one_bf16_weight_by_3_is_red(cell_runner: CellRunner, capped: TorchSharpDriver,
-                                                          tmp_path: Path) -> None:
+                                                         tmp_path: Path) -> None:
     # TorchSharp capped at AVX2, so the codec's fault is the only one in the cell (the jit
     # cells carry state by TorchScript, not by the codec: functional is the codec's cell).
     from harness.codecs import CodecUnderTest

@@ -84,7 +84,8 @@ def test_lr_written_as_initial_lr_is_red(cell_runner, tmp_path):
     result = _run(cell_runner, tmp_path, mutant_codecs.lr_as_initial_lr(), "sgd_steplr", "continue_py2ts")
     assert result.outcome == "fail"
     assert "initial_lr" in result.reason
-    assert _run(cell_runner, tmp_path / "ok", mutant_codecs._codec("control"), "sgd_steplr", "continue_py2ts").outcome == "pass"
+    control = _run(cell_runner, tmp_path / "ok", mutant_codecs._codec("control"), "sgd_steplr", "continue_py2ts")
+    assert control.outcome == "pass"
 
 
 @pytest.mark.parametrize("check", ["contract_usable", "contract_damaged"])
@@ -96,9 +97,10 @@ def test_our_codec_keeps_the_contract(cell_runner: CellRunner, tmp_path: Path, c
 def test_tensors_aliasing_read_only_bytes_are_red(cell_runner: CellRunner, tmp_path: Path) -> None:
     result = _run(cell_runner, tmp_path, mutant_codecs.readonly_views(), "lenet1", "contract_usable")
     assert result.outcome == "fail"
-    assert "alias read-only memory" in result.reason and "not writable" in result.reason
+    assert "alias read-only memory" in result.reason
     # ... while every byte it reads is right: the state checks cannot see it.
-    assert _run(cell_runner, tmp_path / "ts2py", mutant_codecs.readonly_views(), "lenet1", "ts2py").outcome == "pass"
+    same_bytes = _run(cell_runner, tmp_path / "ts2py", mutant_codecs.readonly_views(), "lenet1", "ts2py")
+    assert same_bytes.outcome == "pass"
 
 
 def test_an_unclear_error_for_a_damaged_file_is_red(cell_runner: CellRunner, tmp_path: Path) -> None:

@@ -65,7 +65,8 @@ def outcomes(builds: dict[str, SourceBuild]) -> Iterator[dict[str, dict[str, tup
     """{column: {case::check: (raw outcome, reason)}} for the selection, host PyTorch."""
     with tempfile.TemporaryDirectory(prefix="harness-source-") as tmp:
         work = Path(tmp)
-        ts: dict[str, TorchSharpSide | Exception] = {DEFAULT_VERSION: TorchSharpDriver(DEFAULT_VERSION, workdir=work / "w")}
+        ts: dict[str, TorchSharpSide | Exception] = {
+            DEFAULT_VERSION: TorchSharpDriver(DEFAULT_VERSION, workdir=work / "w")}
         try:
             for name in builds:
                 label, drv = start_source_driver(TARBALL, [PATCH_DIR / f"{name}.patch"] if name in FIXES else [],

@@ -17,7 +17,8 @@ Shared by ``tests/fuzz/test_hostile_input.py`` (seeded, bounded, CI) and
   earlier mutations moved the fields past the end.
 * :func:`read_one` feeds bytes to one reader, from a seekable ``BytesIO``, from a
   non-seekable stream (a pipe: the codec cannot know the size and takes its other path) or,
-  where the reader has ``mmap=``, from a mapped temporary file (:func:`modes_for`), and returns ``"ok"`` or ``"ErrorClass @ field"``. Anything that is not a
+  where the reader has ``mmap=``, from a mapped temporary file (:func:`modes_for`), and returns
+  ``"ok"`` or ``"ErrorClass @ field"``. Anything that is not a
   ``codec.CodecError`` propagates: that is the bug the fuzzers look for. A value read
   back is checked too: its tensors cannot hold more bytes than the input had.
 * :func:`memory_cap` lowers ``RLIMIT_AS`` to the current address space plus a headroom, so

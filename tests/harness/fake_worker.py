@@ -7,7 +7,8 @@ for line in sys.stdin:
     try:
         req = json.loads(line)
     except json.JSONDecodeError as exc:
-        print(json.dumps({"id": None, "status": "parse_error", "error": {"type": "JsonException", "message": str(exc)}}), flush=True)
+        error = {"type": "JsonException", "message": str(exc)}
+        print(json.dumps({"id": None, "status": "parse_error", "error": error}), flush=True)
         continue
     op, rid = req.get("op"), req.get("id")
     if op == "shutdown":

@@ -85,7 +85,7 @@ def test_containers_keys() -> None:
     assert "heads.hëad-0.weight" in keys and "heads.out.bn.num_batches_tracked" in keys
     mha = build_model(_raw(CASES_DIR / "models" / "mha_bias_kv.json")["model"], "float32", 0)
     assert list(mha.state_dict())[:6] == ["attn.in_proj_weight", "attn.in_proj_bias", "attn.bias_k", "attn.bias_v",
-                                           "attn.out_proj.weight", "attn.out_proj.bias"]
+                                          "attn.out_proj.weight", "attn.out_proj.bias"]
     norm = build_model(_raw(CASES_DIR / "models" / "batchnorm_no_running_stats.json")["model"], "float32", 0)
     assert not [k for k in norm.state_dict() if "running" in k or "num_batches" in k]
     inorm = build_model(_raw(CASES_DIR / "models" / "instancenorm_affine.json")["model"], "float32", 0)

@@ -17,7 +17,8 @@ from .fake_drivers import FakeTorchSharp
 CAT = load_catalogue()
 
 
-def runner_with(tmp_path: Path, fake: FakeTorchSharp | Exception, expected: ExpectedFailures | None = None) -> CellRunner:
+def runner_with(tmp_path: Path, fake: FakeTorchSharp | Exception,
+                expected: ExpectedFailures | None = None) -> CellRunner:
     return CellRunner(PyTorchDriver(load_codec("ours")), {"fake": fake}, tmp_path, expected)
 
 

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is no
 def _run() -> Run:
     cells = []
     for i, case in enumerate(["lenet", "lstm", "adam", "gpu_only"]):
-        for check, outcome in zip(("py2ts", "py2ts2py", "ts2py"), (["pass", "fail", "xfail", "skip"][i], "pass",
-                                                                    "error" if i == 1 else "pass"), strict=True):
+        outcomes = (["pass", "fail", "xfail", "skip"][i], "pass", "error" if i == 1 else "pass")
+        for check, outcome in zip(("py2ts", "py2ts2py", "ts2py"), outcomes, strict=True):
             cells.append(CellResult(
                 id=f"{case}::{check}::pt1.13.1::ts0.107.0::cpu::ours", case=case, check=check, pytorch="1.13.1",
                 torchsharp="0.107.0", device="cpu", codec="ours", outcome=outcome,

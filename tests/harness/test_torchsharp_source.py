@@ -78,7 +78,8 @@ def test_version_from_branch_info(tmp_path):
     (tmp_path / "build").mkdir()
     props = tmp_path / "build" / "BranchInfo.props"
     props.write_text("<Project><PropertyGroup><MajorVersion>0</MajorVersion><MinorVersion>108</MinorVersion>"
-                     "<PatchVersion>1</PatchVersion><PreReleaseLabel>preview</PreReleaseLabel></PropertyGroup></Project>")
+                     "<PatchVersion>1</PatchVersion><PreReleaseLabel>preview</PreReleaseLabel>"
+                     "</PropertyGroup></Project>")
     assert read_version(tmp_path) == "0.108.1-preview"
     props.write_text("<Project><PropertyGroup><MajorVersion>0</MajorVersion></PropertyGroup></Project>")
     with pytest.raises(SourceBuildError, match="BranchInfo.props"):

@@ -1,0 +1,57 @@
+"""Building one of the project's .NET programs (dotnet/Worker, dotnet/Findings, ...) against
+one TorchSharp version, once: into its own folder, reused while a stamp of the project's
+sources (and the version) matches."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness.drivers.protocol import ProcessFailed
+from harness.drivers.torchsharp_versions import LIBTORCH_FOR, NOT_SERVED
+from harness.paths import ROOT
+
+
+class DotnetUnavailable(RuntimeError):
+    """The program cannot be built here for this TorchSharp version (no SDK, unknown or
+    unserved version); the message says which."""
+
+
+def source_hash(project: Path, version: str) -> str:
+    """The stamp of a project's sources for one TorchSharp version (bin/ and obj/ left out)."""
+    h = hashlib.sha256(version.encode())
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and "bin" not in path.parts and "obj" not in path.parts:
+            h.update(str(path.relative_to(project)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: bool = False) -> Path:
+    """``dotnet build`` ``csproj`` for TorchSharp ``version`` (and its LibTorch) into ``out``
+    unless an up-to-date build is there; return the built ``dll_name``. Raises
+    :class:`DotnetUnavailable` when it cannot be built here (a failing build: with its command
+    line and both output streams)."""
+    dll, stamp = out / dll_name, out / ".source-hash"
+    digest = source_hash(csproj.parent, version)
+    if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
+        return dll
+    if shutil.which("dotnet") is None:
+        raise DotnetUnavailable("the .NET SDK (dotnet) is not on PATH")
+    libtorch = LIBTORCH_FOR.get(version)
+    if libtorch is None:
+        raise DotnetUnavailable(f"TorchSharp {version}: no known LibTorch version for it "
+                                f"(known: {sorted(LIBTORCH_FOR)}; dotnet/torchsharp-versions.json)")
+    argv = ["dotnet", "build", str(csproj), "-c", "Release", "-nologo",
+            f"-p:TorchSharpVersion={version}", f"-p:LibTorchVersion={libtorch}", "-o", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        if any(marker in text for marker in NOT_SERVED):
+            raise DotnetUnavailable(f"TorchSharp {version} (LibTorch {libtorch}) is not served by the NuGet feed: "
+                                    + next((ln.strip() for ln in text.splitlines()
+                                            if any(marker in ln for marker in NOT_SERVED)), ""))
+        raise DotnetUnavailable(str(ProcessFailed(argv, proc.returncode, proc.stdout, proc.stderr)))
+    stamp.write_text(digest)
+    return dll
