@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--torchsharp-patch", action="append", metavar="FILE",
                    help="apply this patch (patch -p1) to a copy of --torchsharp-source first (repeatable)")
     r.add_argument("--torchsharp-label", help="the source column's label (default: the patch names, or 'source')")
+    r.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="run the plan as N parallel jobs on this machine (own workers each; results as a serial "
+                        "run's); default: one per CPU, bounded by memory, 1 for small plans")
+    r.add_argument("--shard", metavar="I/N", help="run only shard I of N of the plan (stable as cases are added; "
+                   "large-tensor cells all in shard 1); `merge` combines the shards' reports")
+    r.add_argument("--cells-dir", help=argparse.SUPPRESS)  # --jobs: where a job leaves failing cells' files
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
                    "each kind, on every check and axis available, no large tensors "
                    "(QUICK_CASES in harness/matrix_run.py)")
@@ -112,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))
     c.set_defaults(func=cmd_cases)
+    m = sub.add_parser("merge", help="combine shard reports (run --shard I/N) into one matrix with all renderings")
+    m.add_argument("reports", nargs="+", help="the shards' matrix.json files (or their run folders)")
+    m.add_argument("-o", "--out", required=True, help="the folder for the merged reports")
+    m.set_defaults(func=cmd_merge)
     k = sub.add_parser("checks", help="list the checks, in report order")
     k.set_defaults(func=cmd_checks)
     f = sub.add_parser("finding", help="run a finding's standalone repro (docs/findings/)")
@@ -130,13 +140,20 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.merge import main_merge
+    return main_merge([Path(p) for p in args.reports], Path(args.out))
+
+
 def cmd_finding(args: argparse.Namespace) -> int:
     from harness.findings import main_finding
     return main_finding(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw)
+    args.raw_argv = raw  # --jobs starts each job with the user's own command line
     if args.command in ("run", "build-worker"):
         from harness.drivers.torchsharp import DEFAULT_VERSION, default_versions
         if args.command == "build-worker":

@@ -1,9 +1,10 @@
 """What a run prints while it runs: a progress line, the cells that need a look, a summary.
 
-One line per cell that did not pass or skip (with its reason), a progress line (rewritten in
-place on a terminal, every ~10% in a log), skips summarised by reason at the end, where the
-reports are, and the speed: cells per second without the large-tensor cells, and their share
-of the time. ``verbose``: one line per cell, as before.
+One line per cell that needs a look (fail, error, unexpected pass) with its reason, a progress
+line (rewritten in place on a terminal, every ~10% in a log), expected failures summarised by
+finding and skips by reason at the end, where the reports are, and the speed: cells per
+second without the large-tensor cells, and their share of the time. ``verbose``: one line
+per cell.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class Console:
         self.done = 0
         self.counts: Counter[str] = Counter()
         self.skips: Counter[str] = Counter()
+        self.xfails: Counter[str] = Counter()
         self.large_s = 0.0
         self.large_n = 0
         self._next_log = 0.1
@@ -50,7 +52,10 @@ class Console:
             self.large_n += 1
         if result.outcome == "skip":
             self.skips[result.reason] += 1
-        if self.verbose or result.outcome not in ("pass", "skip"):
+        if result.outcome == "xfail":
+            entry = result.details.get("expected_failure")
+            self.xfails[str(entry.get("finding") or entry.get("source")) if isinstance(entry, dict) else "?"] += 1
+        if self.verbose or result.outcome in ("fail", "error", "xpass"):
             text = f"{result.outcome:5} {result.id}"
             if result.outcome != "pass":
                 text += f"  -- {' '.join(result.reason.split())[:220]}"
@@ -74,6 +79,9 @@ class Console:
     def finish(self, duration_s: float, report: str) -> None:
         if self.tty:
             self.out.write("\r\x1b[K")
+        if self.xfails:
+            self.out.write(f"{sum(self.xfails.values())} expected failures, by finding (docs/findings/): "
+                           + ", ".join(f"{k} {n}" for k, n in self.xfails.most_common()) + "\n")
         if self.skips:
             self.out.write(f"skipped {sum(self.skips.values())} cells; by reason:\n")
             for reason, n in self.skips.most_common(SHOWN_SKIP_REASONS):

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
 from harness.evidence import ReproSpec
 from harness.expectations import ExpectedFailures
 from harness.paths import ROOT
-from harness.plan import Cell, make_cells
+from harness.merge import MergeError, merge_runs
+from harness.plan import Cell, make_cells, parse_shard, plan_fingerprint, shard_of
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
 from harness.runner import CellRunner
@@ -53,7 +56,8 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
     for label, py in pythons:
         repro = ReproSpec(pytorch=label, codec=args.codec, cases=str(Path(args.cases).resolve()),
                           torchsharp_env=tuple(args.torchsharp_env))
-        runner = CellRunner(py, ts, out / "cells", expected, keep_passing=args.keep, repro=repro)
+        runner = CellRunner(py, ts, Path(args.cells_dir) if args.cells_dir else out / "cells", expected,
+                            keep_passing=args.keep, repro=repro)
         if isinstance(py, PythonDriver):
             provenance.update(py.capabilities.provenance)
         else:
@@ -67,6 +71,12 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
             provenance.update(drv.capabilities.provenance)
         else:
             provenance[f"TorchSharp {v}"] = f"unavailable: {drv}"
+    if args.shard:  # this machine's part of the plan; merge.py puts the parts back together
+        k, n = parse_shard(args.shard)
+        mine = [(i, rc) for i, rc in enumerate(plan) if shard_of(rc[1], n) == k]
+        provenance.update(plan=plan_fingerprint([c for _, c in plan]), plan_cells=str(len(plan)), shards=str(n),
+                          shard=f"{k + 1}/{n}", plan_index=",".join(str(i) for i, _ in mine))
+        plan = [rc for _, rc in mine]
     return plan, provenance
 
 
@@ -78,6 +88,76 @@ def run_plan(plan: list[tuple[CellRunner, Cell]], run: Run, console: Console) ->
         run.cells.append(result)
         console.cell(result)
     run.duration_s = round(time.monotonic() - t0, 2)
+
+
+def auto_jobs(cells: int) -> int:
+    """--jobs by default: one per CPU, at most one per 4 GiB of available memory (each job runs
+    its own PyTorch and TorchSharp workers), and 1 for a plan too small to gain from it."""
+    if cells < 200:
+        return 1
+    available = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            available = next((int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemAvailable:")), 0)
+    except OSError:
+        pass
+    return max(1, min(os.cpu_count() or 1, available // (4 << 30)))
+
+
+def _child_argv(args: argparse.Namespace, k: int, n: int, run_id: str, out: Path) -> list[str]:
+    """The command line of job k of n: the user's own, pinned to shard k, its own report folder,
+    the cells' evidence in the run's folder (as a serial run leaves it)."""
+    argv, skip = [], False
+    for a in args.raw_argv:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in ("--jobs", "--run-id", "--out", "--shard", "--cells-dir"):
+            skip = "=" not in a
+            continue
+        argv.append(a)
+    return [sys.executable, "-m", "harness", *argv, "--jobs", "1", "--shard", f"{k}/{n}",
+            "--run-id", f"{run_id}-shard{k}of{n}", "--out", str(out / "shards"), "--cells-dir", str(out / "cells")]
+
+
+def run_jobs(args: argparse.Namespace, jobs: int, run_id: str, out: Path) -> int:
+    """``--jobs N``: N processes, each running one shard of the plan with its own workers (the
+    large-tensor cells all in the first, so they never overlap), then one merged report."""
+    procs = []
+    for k in range(1, jobs + 1):
+        argv = _child_argv(args, k, jobs, run_id, out)
+        procs.append(subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    print(f"running the plan as {jobs} parallel jobs (shards of the plan, own workers each)", flush=True)
+
+    def relay(k: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if not line.startswith("reports:") and "passed," not in line:
+                print(f"[job {k}] {line}", end="", flush=True)
+
+    threads = [threading.Thread(target=relay, args=(k, p), daemon=True) for k, p in enumerate(procs, 1)]
+    for t in threads:
+        t.start()
+    codes = [p.wait() for p in procs]
+    for t in threads:
+        t.join()
+    if any(c not in (0, 1) for c in codes):
+        print(f"a job failed (exit codes {codes}); its shard report may be missing", file=sys.stderr)
+    try:
+        run = merge_runs([out / "shards" / f"{run_id}-shard{k}of{jobs}" for k in range(1, jobs + 1)])
+    except MergeError as exc:
+        print(f"the jobs' reports cannot be merged: {exc}", file=sys.stderr)
+        return 2
+    run.run_id = run_id
+    for key in ("shards", "plan", "plan_cells"):
+        run.provenance.pop(key, None)
+    write_reports(run, out)
+    point_latest(Path(args.out), run_id)
+    s = run.summary
+    print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, {s['skip']} skipped, "
+          f"{s['error']} errors in {run.duration_s:.1f}s of cell time ({jobs} jobs)\nreports: {out}/matrix.md")
+    return 3 if 3 in codes else (0 if run.ok else 1)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -94,6 +174,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not cases:
         print("no case matches the selection", file=sys.stderr)
         return 2
+    if args.shard:
+        try:
+            parse_shard(args.shard)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device)) * len(args.pytorch)
+    jobs = args.jobs if args.jobs is not None else auto_jobs(n_cells)
+    if jobs > 1 and not args.shard:
+        return run_jobs(args, jobs, run_id, out)
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
     ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env))

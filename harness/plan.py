@@ -5,7 +5,8 @@ which kinds of case it applies to.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from harness.cases import Case
@@ -41,3 +42,28 @@ def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], c
     return [Cell(case, check, pytorch, ts, device, codec)
             for case in cases for check in checks_for(case) if check in wanted
             for ts in versions for device in devs]
+
+
+def shard_of(cell: Cell, shards: int) -> int:
+    """The shard (0-based) a cell belongs to among ``shards``: by a hash of its id, so adding
+    cases never moves the cells already there; every cell of a ``large`` case goes to shard 0,
+    so tensors of several GiB never run on two shards of one machine at once."""
+    if shards <= 1 or "large" in cell.case.features:
+        return 0
+    return int.from_bytes(hashlib.sha256(cell.id.encode()).digest()[:8], "big") % shards
+
+
+def plan_fingerprint(cells: Sequence[Cell]) -> str:
+    """What identifies a whole (unsharded) plan: shards of one plan carry the same one."""
+    return hashlib.sha256("\n".join(c.id for c in cells).encode()).hexdigest()[:16]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (1-based I) -> (I-1, N); ValueError naming the problem."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 1/4") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"--shard {text!r}: I must be between 1 and N")
+    return i - 1, n

@@ -50,7 +50,9 @@ def test_console_shows_what_matters_and_summarises_skips():
     for i in range(95):
         console.cell(_result("skip", "device 'cuda' not available" if i % 2 else "TorchSharp 0.106.0 unavailable"))
     console.cell(_result("fail", "TorchSharp is wrong"))
-    console.cell(_result("xfail", "expected"))
+    xfail = _result("xfail", "expected")
+    xfail.details["expected_failure"] = {"finding": "radam-lr-applied-twice"}
+    console.cell(xfail)
     console.cell(_result("pass", large=True))
     console.cell(_result("error", "crash"))
     console.cell(_result("skip", "device 'cuda' not available"))
@@ -64,6 +66,8 @@ def test_console_shows_what_matters_and_summarises_skips():
     assert "    48  device 'cuda' not available" in text
     assert "reports: reports/x/matrix.md" in text
     assert "without the 1 large-tensor cells" in text
+    assert "1 expected failures, by finding (docs/findings/): radam-lr-applied-twice 1" in text
+    assert not any(ln.startswith("xfail") for ln in lines)
 
 
 def test_verbose_console_prints_every_cell():
