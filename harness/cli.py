@@ -170,6 +170,11 @@ def cmd_cases(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pythonnet(args: argparse.Namespace) -> int:
+    from harness.drivers.pythonnet import main_pythonnet  # pythonnet: a second TorchSharp driver
+    return main_pythonnet(args.script, args.args, args.torchsharp)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("old", help="the baseline matrix.json (or its run folder)")
     d.add_argument("new", help="the candidate matrix.json (or its run folder)")
     d.set_defaults(func=cmd_diff)
+    pn = sub.add_parser("pythonnet", help="run a Python script inside the pythonnet host, against TorchSharp")
+    pn.add_argument("--torchsharp", default=DEFAULT_VERSION, help=f"TorchSharp version (default {DEFAULT_VERSION})")
+    pn.add_argument("script", help="the script (it must not import torch: use TorchSharp through clr)")
+    pn.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
+    pn.set_defaults(func=cmd_pythonnet)
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))
     c.set_defaults(func=cmd_cases)
