@@ -153,6 +153,9 @@ def cmd_build_worker(args: argparse.Namespace) -> int:
     for v in args.torchsharp:
         try:
             print(build_worker(v, force=args.force))
+            if not args.no_pythonnet:  # the pythonnet host, next to the worker (a second TorchSharp driver)
+                from harness.drivers.pythonnet import build_pyhost
+                print(build_pyhost(v, force=args.force))
         except WorkerUnavailable as exc:
             print(f"TorchSharp {v}: unavailable: {exc}", file=sys.stderr)
             if not args.allow_unavailable:
@@ -201,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--torchsharp", action="append")
     b.add_argument("--force", action="store_true")
     b.add_argument("--allow-unavailable", action="store_true")
+    b.add_argument("--no-pythonnet", action="store_true", help="build only the C# worker, not the pythonnet host")
     b.set_defaults(func=cmd_build_worker)
     d = sub.add_parser("diff", help="compare two matrix.json files; exit 1 on a regression (the upgrade gate)")
     d.add_argument("old", help="the baseline matrix.json (or its run folder)")
