@@ -723,7 +723,23 @@ class Session:
             return self.digests.of(t)
 
     def jit_run(self, req: Req) -> dict[str, Any]:
-        raise lacks("TorchScript (jit_run)")
+        path, source, target = req.text("path"), req.text("input"), req.text("output")
+        resave = req.text("resave", None)
+        net = self.net
+        T = net.torch.Tensor
+        # torch.jit.load<Tensor, Tensor>(path): the generic overload on a file name, CPU.
+        script = net.torch.jit.load[T, T](path, net.TorchSharp.DeviceType.CPU, net.System.Int64(-1))
+        try:
+            script.eval()
+            state = [{"name": str(item.Key), **self.digests.of(item.Value)} for item in script.state_dict()]
+            with self._scope(), self._no_grad():
+                x = self._load_tensor(source)
+                self._save_tensor(script.call(x), target)
+            if resave is not None:
+                net.torch.jit.save(script, resave)
+        finally:
+            script.Dispose()
+        return {"module": state}
 
     def digest(self, req: Req) -> dict[str, Any]:
         model = self._model()

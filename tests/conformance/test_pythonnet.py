@@ -74,6 +74,11 @@ class Recording:
         self.log.append(("forward", str(TensorDigest.of(y))))
         return y
 
+    def jit_run(self, path: Path, x: Any, resave: Path | None = None) -> Any:
+        state, y = self._inner.jit_run(path, x, resave)
+        self.log.append(("jit_run", ({k: str(v) for k, v in state.items()}, str(TensorDigest.of(y)))))
+        return state, y
+
     def _files(self, event: str, *paths: Path | None) -> None:
         self.log.append((event, [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p is not None]))
 
