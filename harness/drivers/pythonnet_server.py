@@ -212,7 +212,7 @@ class ModuleFactory:
             "Sequential": self.sequential, "Linear": self.linear,
             "Conv1d": self.conv1d, "Conv2d": self.conv2d,
             "BatchNorm1d": self.batchnorm1d, "BatchNorm2d": self.batchnorm2d,
-            "ReLU": self.relu, "MaxPool2d": self.maxpool2d, "Flatten": self.flatten,
+            "ReLU": self.relu, "Tanh": self.tanh, "MaxPool2d": self.maxpool2d, "Flatten": self.flatten,
         }
 
     def build(self, spec: Any, where: str) -> Any:
@@ -286,6 +286,10 @@ class ModuleFactory:
     def relu(self, req: Req) -> Any:
         req.only()
         return self.net.torch.nn.ReLU(False)
+
+    def tanh(self, req: Req) -> Any:
+        req.only()
+        return self.net.torch.nn.Tanh(False)
 
     def maxpool2d(self, req: Req) -> Any:
         req.only("kernel_size", "stride")
@@ -568,7 +572,7 @@ class Session:
             "os": str(self.net.Interop.RuntimeInformation.OSDescription),
             "cuda": bool(self.net.torch.cuda.is_available()),
             "optimizers": [*OPTIMIZERS, "LBFGS"], "modules": list(self.modules.makers),
-            "lacks": ["build fields tie, views, buffers and frozen", "integer inputs ('input' of train)",
+            "lacks": ["integer inputs ('input' of train)",
                       "module types beyond 'modules'"],
         }
 
@@ -578,9 +582,10 @@ class Session:
         device_name = req.text("device")
         seed = req.integer("seed")
         opt_spec = req.get("optimizer", dict, None, "an optimizer spec or null")
-        for extra in ("tie", "views", "buffers", "frozen"):
-            if req.data.get(extra):
-                raise lacks(f"build field {extra!r}")
+        tie = req.get("tie", list, [], "a list of [target, source]")
+        buffers = req.get("buffers", list, [], "a list of buffer specs")
+        frozen = req.names("frozen", [])
+        views = req.get("views", list, [], "a list of view specs")
         if device_name == "cuda":
             if not self.net.torch.cuda.is_available():
                 raise Declined("CUDA not available in this TorchSharp build/machine")
@@ -597,6 +602,11 @@ class Session:
             to = self.net.TorchSharp.ModuleExtensionMethods.to[self.net.torch.nn.Module]
             to(model, dtype, False)
             to(model, device, False)
+            # The case's extras, in the protocol's order: tie, buffers, frozen, views.
+            self._tie(model, tie)
+            self._buffers(model, buffers, dtype, device)
+            self._freeze(model, frozen)
+            self._views(model, views)
             params = {str(p.Item1): p.Item2 for p in model.named_parameters()}
             optimizer = self.optimizers.build(opt_spec, params) if opt_spec is not None else None
         except BaseException:
@@ -604,6 +614,62 @@ class Session:
             raise
         self.model, self.optimizer, self.parameters, self.device = model, optimizer, params, device
         return {"parameters": list(params), "state_keys": [str(k) for k in model.state_dict().Keys]}
+
+    @staticmethod
+    def _owner(model: Any, name: str, what: str) -> tuple[Any, str]:
+        """The module that holds state ``name`` ("a.b.w" -> module "a.b", leaf "w")."""
+        path, _, leaf = name.rpartition(".")
+        if not path:
+            return model, leaf
+        for item in model.named_modules():
+            if str(item.Item1) == path:
+                return item.Item2, leaf
+        raise BadRequest(f"{what}: no module {path!r} for {name!r}")
+
+    def _tie(self, model: Any, pairs: list[Any]) -> None:
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+                raise BadRequest(f"tie[{i}]: expected [target, source]")
+            target, source = pair
+            params = {str(p.Item1): p.Item2 for p in model.named_parameters()}
+            if source not in params:
+                raise BadRequest(f"tie[{i}]: no parameter named {source!r}")
+            owner, leaf = self._owner(model, target, f"tie[{i}]")
+            # A module whose parameter is a .NET property (Linear.weight) takes it through the
+            # property, which re-registers it; any other gets it registered under the leaf name.
+            if hasattr(owner, leaf):
+                setattr(owner, leaf, params[source])
+            else:
+                owner.register_parameter(leaf, params[source])
+
+    def _buffers(self, model: Any, buffers: list[Any], dtype: Any, device: Any) -> None:
+        net = self.net
+        for i, spec in enumerate(buffers):
+            b = Req(spec, f"buffers[{i}]")
+            b.only("name", "shape", "persistent", "fill")
+            owner, leaf = self._owner(model, b.text("name"), b.where)
+            fill = net.TorchSharp.ScalarExtensionMethods.ToScalar(net.System.Double(b.number("fill", 0.0)))
+            value = net.torch.full(net.longs(b.ints("shape")), fill, dtype, device, False, None)
+            owner.register_buffer(leaf, value, b.flag("persistent", True))
+
+    def _freeze(self, model: Any, names: list[str]) -> None:
+        params = {str(p.Item1): p.Item2 for p in model.named_parameters()}
+        for name in names:
+            if name not in params:
+                raise BadRequest(f"frozen: no parameter named {name!r}")
+            params[name].requires_grad = False
+
+    def _views(self, model: Any, views: list[Any]) -> None:
+        for i, spec in enumerate(views):
+            v = Req(spec, f"views[{i}]")
+            v.only("name", "of", "dim", "start", "length")
+            state = {str(item.Key): item.Value for item in model.state_dict()}
+            of = v.text("of")
+            if of not in state:
+                raise BadRequest(f"{v.where}: no parameter or buffer named {of!r}")
+            owner, leaf = self._owner(model, v.text("name"), v.where)
+            view = state[of].detach().narrow(v.integer("dim"), v.integer("start"), v.integer("length"))
+            owner.register_buffer(leaf, view, True)
 
     def _drop(self) -> None:
         if self.optimizer is not None:
@@ -674,7 +740,15 @@ class Session:
         params = list(model.parameters())
         losses: list[str] = []
         if not params:
-            raise lacks("training a model without parameters")
+            # Nothing to optimise: train-mode forwards still move buffers (running stats).
+            floating = [t.dtype for t in (item.Value for item in model.state_dict()) if t.is_floating_point()]
+            dtype = floating[0] if floating else net.ScalarType.Float32
+            with self._no_grad():
+                for _ in range(steps):
+                    with self._scope():
+                        x = net.torch.randn(net.longs(shape), net.ScalarType.Float32, None, False, generator, None)
+                        model.call(x.to(dtype).to(self.device))
+            return {"losses": losses}
         dtype = params[0].dtype
         owned = self.optimizer is None
         opt = net.torch.optim.SGD(model.parameters(), 0.01) if owned else self.optimizer

@@ -33,10 +33,15 @@ from harness.outcomes import ExpectedFailures
 ROOT = Path(__file__).resolve().parents[2]
 CAT = load_catalogue()
 CORE_MODELS = ("lenet1", "linear_conv1d_bn1d")
+# Further model cases the pythonnet server builds (ties, views, extra buffers, frozen
+# parameters, other dtypes, no parameters): the two drivers must agree there too.
+MORE_MODELS = ("two_linear", "linear_nobias", "model_float16", "model_float64", "model_bfloat16", "buffer_views",
+               "buffer_view_strided", "buffers_and_frozen", "tied_weights", "sequential_own_buffer",
+               "gen_no_parameters")
 
 
 def _core_cases() -> list[Any]:
-    cases: list[Any] = [CAT.models[n] for n in CORE_MODELS]
+    cases: list[Any] = [CAT.models[n] for n in (*CORE_MODELS, *MORE_MODELS)]
     cases += [c for c in CAT.optimizers.values()]
     cases += [c for c in CAT.tensors.values() if "large" not in c.features]
     return cases
