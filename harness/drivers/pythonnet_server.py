@@ -213,6 +213,8 @@ class ModuleFactory:
             "Conv1d": self.conv1d, "Conv2d": self.conv2d,
             "BatchNorm1d": self.batchnorm1d, "BatchNorm2d": self.batchnorm2d,
             "ReLU": self.relu, "Tanh": self.tanh, "MaxPool2d": self.maxpool2d, "Flatten": self.flatten,
+            "Conv3d": self.conv3d, "BatchNorm3d": self.batchnorm3d, "PReLU": self.prelu, "GELU": self.gelu,
+            "LayerNorm": self.layernorm, "GroupNorm": self.groupnorm, "InstanceNorm2d": self.instancenorm2d,
         }
 
     def build(self, spec: Any, where: str) -> Any:
@@ -271,6 +273,52 @@ class ModuleFactory:
 
     def conv2d(self, req: Req) -> Any:
         return self._conv(req, self.net.torch.nn.Conv2d, self._square)
+
+    def _cube(self, req: Req, key: str, default: int | None) -> int:
+        value = req.data.get(key, default)
+        if isinstance(value, list) and len(value) == 3 and value[0] == value[1] == value[2]:
+            value = value[0]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise lacks(f"{key}={json.dumps(value)} in {req.where} (only cubic sizes)")
+        return value
+
+    def conv3d(self, req: Req) -> Any:
+        return self._conv(req, self.net.torch.nn.Conv3d, self._cube)
+
+    def batchnorm3d(self, req: Req) -> Any:
+        return self._batchnorm(req, self.net.torch.nn.BatchNorm3d)
+
+    def prelu(self, req: Req) -> Any:
+        req.only("num_parameters", "init")
+        return self.net.torch.nn.PReLU(self.net.System.Int64(req.integer("num_parameters", 1)), req.number("init", 0.25),
+                                       None, None)
+
+    def gelu(self, req: Req) -> Any:
+        req.only("approximate")
+        if req.text("approximate", "none") != "none":
+            raise lacks(f"GELU approximate={req.data['approximate']!r}")
+        return self.net.torch.nn.GELU(False)
+
+    def layernorm(self, req: Req) -> Any:
+        req.only("normalized_shape", "eps", "elementwise_affine", "bias")
+        shape = req.data.get("normalized_shape")
+        dims = [shape] if isinstance(shape, int) and not isinstance(shape, bool) else req.ints("normalized_shape")
+        return self.net.torch.nn.LayerNorm(self.net.longs(dims), req.number("eps", 1e-5),
+                                           req.flag("elementwise_affine", True), req.flag("bias", True), None, None)
+
+    def groupnorm(self, req: Req) -> Any:
+        req.only("num_groups", "num_channels", "eps", "affine")
+        i64 = self.net.System.Int64
+        return self.net.torch.nn.GroupNorm(i64(req.integer("num_groups")), i64(req.integer("num_channels")),
+                                           req.number("eps", 1e-5), req.flag("affine", True), None, None)
+
+    def instancenorm2d(self, req: Req) -> Any:
+        req.only("num_features", "eps", "momentum", "affine", "track_running_stats")
+        # PyTorch's InstanceNorm defaults differ from BatchNorm's: no affine, no running stats.
+        return self.net.torch.nn.InstanceNorm2d(self.net.System.Int64(req.integer("num_features")),
+                                                req.number("eps", 1e-5), req.number("momentum", 0.1),
+                                                req.flag("affine", False), req.flag("track_running_stats", False),
+                                                None, None)
 
     def _batchnorm(self, req: Req, factory: Any) -> Any:
         req.only("num_features", "eps", "momentum", "affine", "track_running_stats")

@@ -26,6 +26,7 @@ from harness.cells import Cell, CellRunner, checks_for
 from harness.codecs import load_codec
 from harness.digest import TensorDigest
 from harness.drivers.pythonnet import PythonnetDriver, driver_kind, host_argv
+from harness.drivers.protocol import WorkerTimeout
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
 from harness.outcomes import ExpectedFailures
@@ -37,7 +38,9 @@ CORE_MODELS = ("lenet1", "linear_conv1d_bn1d")
 # parameters, other dtypes, no parameters): the two drivers must agree there too.
 MORE_MODELS = ("two_linear", "linear_nobias", "model_float16", "model_float64", "model_bfloat16", "buffer_views",
                "buffer_view_strided", "buffers_and_frozen", "tied_weights", "sequential_own_buffer",
-               "gen_no_parameters")
+               "gen_no_parameters", "prelu", "instancenorm_affine", "conv3d_bn3d")
+# Not layernorm_groupnorm: TorchSharp 0.107's GroupNorm starts from uninitialised memory
+# (cases/expected_failures), so two builds differ whichever driver makes them.
 
 
 def _core_cases() -> list[Any]:
@@ -202,6 +205,20 @@ def test_kill_9_of_the_host_gives_an_error_cell_and_a_restarted_host(tmp_path: P
         assert driver.pid != first_pid  # restarted
         after = runner.run(Cell(CAT.models["lenet1"], "ts2py", "host", DEFAULT_VERSION, "cpu", "ours"))
         assert after.outcome == "pass", after.reason
+    finally:
+        driver.close()
+
+
+def test_a_stuck_host_times_out_and_is_restarted(tmp_path: Path) -> None:
+    driver = PythonnetDriver(DEFAULT_VERSION, workdir=tmp_path / "w", timeout=2)
+    try:
+        driver.build(CAT.models["lenet1"], "cpu")
+        first_pid = driver.pid
+        with pytest.raises(WorkerTimeout):
+            driver.train(steps=1_000_000, seed=0, input_shape=[64, 1, 28, 28])
+        driver.ensure_alive()
+        assert driver.pid != first_pid
+        assert driver.call("hello")["driver"] == "pythonnet"
     finally:
         driver.close()
 
