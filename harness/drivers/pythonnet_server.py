@@ -214,7 +214,7 @@ class ModuleFactory:
             "BatchNorm1d": self.batchnorm1d, "BatchNorm2d": self.batchnorm2d,
             "ReLU": self.relu, "Tanh": self.tanh, "MaxPool2d": self.maxpool2d, "Flatten": self.flatten,
             "Conv3d": self.conv3d, "BatchNorm3d": self.batchnorm3d, "PReLU": self.prelu, "GELU": self.gelu,
-            "LayerNorm": self.layernorm, "GroupNorm": self.groupnorm, "InstanceNorm2d": self.instancenorm2d,
+            "ConvTranspose2d": self.convtranspose2d, "LayerNorm": self.layernorm, "GroupNorm": self.groupnorm, "InstanceNorm2d": self.instancenorm2d,
         }
 
     def build(self, spec: Any, where: str) -> Any:
@@ -271,8 +271,45 @@ class ModuleFactory:
     def conv1d(self, req: Req) -> Any:
         return self._conv(req, self.net.torch.nn.Conv1d, self._single)
 
+    def _pair(self, req: Req, key: str, default: int | None) -> tuple[int, int]:
+        value = req.data.get(key, default)
+        if value is None:
+            raise BadRequest(f"{req.where}: missing field {key!r}")
+        pair = [value, value] if isinstance(value, int) else value
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+            raise BadRequest(f"{req.where}: field {key!r} must be an integer or a list of 2 integers")
+        return pair[0], pair[1]
+
+    def _tuple(self, pair: tuple[int, int], nullable: bool = True) -> Any:
+        System = self.net.System
+        vt = System.ValueTuple[System.Int64, System.Int64](System.Int64(pair[0]), System.Int64(pair[1]))
+        return System.Nullable[System.ValueTuple[System.Int64, System.Int64]](vt) if nullable else vt
+
     def conv2d(self, req: Req) -> Any:
-        return self._conv(req, self.net.torch.nn.Conv2d, self._square)
+        sizes = {k: self._pair(req, k, d) for k, d in
+                 (("kernel_size", None), ("stride", 1), ("padding", 0), ("dilation", 1))}
+        if all(a == b for a, b in sizes.values()):
+            return self._conv(req, self.net.torch.nn.Conv2d, self._square)
+        # A rectangular kernel, stride, padding or dilation: the (long, long) overload.
+        req.only("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
+        i64 = self.net.System.Int64
+        return self.net.torch.nn.Conv2d(
+            i64(req.integer("in_channels")), i64(req.integer("out_channels")),
+            self._tuple(sizes["kernel_size"], nullable=False), self._tuple(sizes["stride"]),
+            self._tuple(sizes["padding"]), self._tuple(sizes["dilation"]), self.net.TorchSharp.PaddingModes.Zeros,
+            i64(req.integer("groups", 1)), req.flag("bias", True), None, None)
+
+    def convtranspose2d(self, req: Req) -> Any:
+        req.only("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups",
+                 "bias", "dilation")
+        i64 = self.net.System.Int64
+        return self.net.torch.nn.ConvTranspose2d(
+            i64(req.integer("in_channels")), i64(req.integer("out_channels")),
+            self._tuple(self._pair(req, "kernel_size", None), nullable=False),
+            self._tuple(self._pair(req, "stride", 1)), self._tuple(self._pair(req, "padding", 0)),
+            self._tuple(self._pair(req, "output_padding", 0)), self._tuple(self._pair(req, "dilation", 1)),
+            self.net.TorchSharp.PaddingModes.Zeros, i64(req.integer("groups", 1)), req.flag("bias", True), None, None)
 
     def _cube(self, req: Req, key: str, default: int | None) -> int:
         value = req.data.get(key, default)

@@ -25,7 +25,7 @@ from harness.cases import CASES_DIR, load_catalogue
 from harness.cells import Cell, CellRunner, checks_for
 from harness.codecs import load_codec
 from harness.digest import TensorDigest
-from harness.drivers.pythonnet import PythonnetDriver, driver_kind, host_argv
+from harness.drivers.pythonnet import PythonnetDriver, driver_kind, host_argv, start_pythonnet
 from harness.drivers.protocol import WorkerTimeout
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
@@ -38,7 +38,8 @@ CORE_MODELS = ("lenet1", "linear_conv1d_bn1d")
 # parameters, other dtypes, no parameters): the two drivers must agree there too.
 MORE_MODELS = ("two_linear", "linear_nobias", "model_float16", "model_float64", "model_bfloat16", "buffer_views",
                "buffer_view_strided", "buffers_and_frozen", "tied_weights", "sequential_own_buffer",
-               "gen_no_parameters", "prelu", "instancenorm_affine", "conv3d_bn3d")
+               "gen_no_parameters", "prelu", "instancenorm_affine", "conv3d_bn3d",
+               "convtranspose2d")
 # Not layernorm_groupnorm: TorchSharp 0.107's GroupNorm starts from uninitialised memory
 # (cases/expected_failures), so two builds differ whichever driver makes them.
 
@@ -128,8 +129,11 @@ def _runners() -> Iterator[tuple[CellRunner, Recording, CellRunner, Recording]]:
     with tempfile.TemporaryDirectory(prefix="harness-pythonnet-") as tmp:
         work = Path(tmp)
         expected = ExpectedFailures.load(CASES_DIR / "expected_failures")
+        started = start_pythonnet([DEFAULT_VERSION], work / "w-pn")[DEFAULT_VERSION]
+        if isinstance(started, Exception):
+            raise started
+        pythonnet = Recording(started)
         csharp = Recording(TorchSharpDriver(DEFAULT_VERSION, workdir=work / "w-cs"))
-        pythonnet = Recording(PythonnetDriver(DEFAULT_VERSION, workdir=work / "w-pn"))
         try:
             cs_runner = CellRunner(PyTorchDriver(load_codec("ours")), {DEFAULT_VERSION: csharp}, work / "cs", expected)
             pn_runner = CellRunner(PyTorchDriver(load_codec("ours")), {DEFAULT_VERSION: pythonnet}, work / "pn",
