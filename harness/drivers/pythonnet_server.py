@@ -208,14 +208,18 @@ class ModuleFactory:
 
     def __init__(self, net: Net) -> None:
         self.net = net
+        self.stand_ins: list[Any] = []  # "Module" specs built as a Sequential
         self.makers: dict[str, Callable[[Req], Any]] = {
-            "Sequential": self.sequential, "Linear": self.linear,
+            "Sequential": self.sequential, "Module": self.module, "Linear": self.linear,
             "Conv1d": self.conv1d, "Conv2d": self.conv2d,
             "BatchNorm1d": self.batchnorm1d, "BatchNorm2d": self.batchnorm2d,
             "ReLU": self.relu, "Tanh": self.tanh, "MaxPool2d": self.maxpool2d, "Flatten": self.flatten,
             "Conv3d": self.conv3d, "BatchNorm3d": self.batchnorm3d, "PReLU": self.prelu, "GELU": self.gelu,
             "ConvTranspose2d": self.convtranspose2d, "LayerNorm": self.layernorm, "GroupNorm": self.groupnorm, "InstanceNorm2d": self.instancenorm2d,
         }
+
+    def is_stand_in(self, module: Any) -> bool:
+        return any(module.Equals(m) for m in self.stand_ins)
 
     def build(self, spec: Any, where: str) -> Any:
         req = Req(spec, where)
@@ -224,6 +228,16 @@ class ModuleFactory:
         if maker is None:
             raise lacks(f"module type {kind!r} (it builds: {', '.join(self.makers)})")
         return maker(req)
+
+    def module(self, req: Req) -> Any:
+        """A custom module whose fields are its children, run in order. pythonnet 3.2.1 cannot
+        subclass TorchSharp's Module<Tensor, Tensor> (no parameterless constructor), so this is
+        a Sequential: same keys, same order, same forward, when every child maps a tensor to a
+        tensor. TorchSharp's Sequential leaves buffers registered on itself out of its
+        state_dict (cases/expected_failures), so state put on such a container is declined."""
+        seq = self.sequential(req)
+        self.stand_ins.append(seq)
+        return seq
 
     def sequential(self, req: Req) -> Any:
         req.only("children")
@@ -680,6 +694,7 @@ class Session:
         else:
             raise BadRequest(f"build: device must be 'cpu' or 'cuda', got {device_name!r}")
         self._drop()
+        self.modules.stand_ins.clear()
         self.net.torch.manual_seed(self.net.System.Int64(seed))
         model = self.modules.build(spec, "model")
         try:
@@ -700,15 +715,19 @@ class Session:
         self.model, self.optimizer, self.parameters, self.device = model, optimizer, params, device
         return {"parameters": list(params), "state_keys": [str(k) for k in model.state_dict().Keys]}
 
-    @staticmethod
-    def _owner(model: Any, name: str, what: str) -> tuple[Any, str]:
+    def _owner(self, model: Any, name: str, what: str) -> tuple[Any, str]:
         """The module that holds state ``name`` ("a.b.w" -> module "a.b", leaf "w")."""
         path, _, leaf = name.rpartition(".")
-        if not path:
-            return model, leaf
+        owner = model if not path else self._find_module(model, path, name, what)
+        if self.modules.is_stand_in(owner):
+            raise lacks(f"{what}: state on a 'Module' container ({name!r}), which it builds as a Sequential")
+        return owner, leaf
+
+    @staticmethod
+    def _find_module(model: Any, path: str, name: str, what: str) -> Any:
         for item in model.named_modules():
             if str(item.Item1) == path:
-                return item.Item2, leaf
+                return item.Item2
         raise BadRequest(f"{what}: no module {path!r} for {name!r}")
 
     def _tie(self, model: Any, pairs: list[Any]) -> None:

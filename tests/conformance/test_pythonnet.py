@@ -39,7 +39,7 @@ CORE_MODELS = ("lenet1", "linear_conv1d_bn1d")
 MORE_MODELS = ("two_linear", "linear_nobias", "model_float16", "model_float64", "model_bfloat16", "buffer_views",
                "buffer_view_strided", "buffers_and_frozen", "tied_weights", "sequential_own_buffer",
                "gen_no_parameters", "prelu", "instancenorm_affine", "conv3d_bn3d",
-               "convtranspose2d")
+               "convtranspose2d", "lenet1_docs")
 # Not layernorm_groupnorm: TorchSharp 0.107's GroupNorm starts from uninitialised memory
 # (cases/expected_failures), so two builds differ whichever driver makes them.
 
