@@ -175,6 +175,11 @@ class Digests:
         net = self.net
         if sys.byteorder != "little":  # pragma: no cover - every supported machine is little-endian
             raise RuntimeError("the digest assumes a little-endian host")
+        with net.disposing(net.torch.NewDisposeScope()):  # the copies made here die with it
+            return self._sha256(tensor)
+
+    def _sha256(self, tensor: Any) -> str:
+        net = self.net
         x = tensor.detach().cpu()
         if str(x.dtype) in QUANTIZED:
             x = x.int_repr()
@@ -193,7 +198,6 @@ class Digests:
             if written != n * size:
                 raise RuntimeError(f"TorchSharp wrote {written} bytes for {n} elements of {size} bytes")
             h.update(memoryview(self._stream.GetBuffer())[:written])
-            piece.Dispose()
             at += n
         return h.hexdigest()
 
