@@ -31,6 +31,9 @@ def cmd_build_worker(args: argparse.Namespace) -> int:
     for v in args.torchsharp:
         try:
             print(build_worker(v, force=args.force))
+            if not args.no_pythonnet:  # the pythonnet host, next to the worker (a second TorchSharp driver)
+                from harness.drivers.pythonnet import build_pyhost
+                print(build_pyhost(v, force=args.force))
         except WorkerUnavailable as exc:
             print(f"TorchSharp {v}: unavailable: {exc}", file=sys.stderr)
             if not args.allow_unavailable:
@@ -60,6 +63,12 @@ def _env_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
+def cmd_pythonnet(args: argparse.Namespace) -> int:
+    from harness.drivers.pythonnet import main_pythonnet  # pythonnet: a second TorchSharp driver
+    from harness.drivers.torchsharp_versions import DEFAULT_VERSION
+    return main_pythonnet(args.script, args.args, args.torchsharp or DEFAULT_VERSION)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pytorch", action="append", choices=PYTORCHS,
                    help="PyTorch version(s): host (in process) and/or 2.6 (Debian 13's, in a chroot made by "
                         "scripts/setup-pytorch26.sh); default: host, plus 2.6 when its root is ready")
+    r.add_argument("--driver", action="append", choices=("csharp", "pythonnet"),
+                   help="TorchSharp driver(s): the C# worker and/or the pythonnet host (a second, independent "
+                        "driver: column '<version>@pythonnet'); default: both. Their verdicts must agree")
     r.add_argument("--torchsharp-env", action="append", type=_env_pair, default=[], metavar="NAME=VALUE",
                    help="set an environment variable in the TorchSharp worker processes only, e.g. "
                         "ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN without AVX-512 kernels; PyTorch's process is left alone)")
@@ -106,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--torchsharp", action="append")
     b.add_argument("--force", action="store_true")
     b.add_argument("--allow-unavailable", action="store_true")
+    b.add_argument("--no-pythonnet", action="store_true", help="build only the C# worker, not the pythonnet host")
     b.set_defaults(func=cmd_build_worker)
     d = sub.add_parser("diff", help="compare two matrix.json files; exit 1 on a regression (the upgrade gate)")
     d.add_argument("old", help="the baseline matrix.json (or its run folder)")
@@ -115,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare TorchSharp column BASE of OLD with column CANDIDATE of NEW by raw outcomes, e.g. "
                         "--columns ts0.107.0 ts0.107.0+radam-fix")
     d.set_defaults(func=cmd_diff)
+    pn = sub.add_parser("pythonnet", help="run a Python script inside the pythonnet host, against TorchSharp")
+    pn.add_argument("--torchsharp", default=None, help="TorchSharp version (default: the default version)")
+    pn.add_argument("script", help="the script (it must not import torch: use TorchSharp through clr)")
+    pn.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
+    pn.set_defaults(func=cmd_pythonnet)
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))
     c.set_defaults(func=cmd_cases)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.drivers.protocol import ProcessFailed
@@ -18,9 +19,10 @@ class DotnetUnavailable(RuntimeError):
     unserved version); the message says which."""
 
 
-def source_hash(project: Path, version: str) -> str:
-    """The stamp of a project's sources for one TorchSharp version (bin/ and obj/ left out)."""
-    h = hashlib.sha256(version.encode())
+def source_hash(project: Path, version: str, salt: str = "") -> str:
+    """The stamp of a project's sources for one TorchSharp version (bin/ and obj/ left out;
+    ``salt``: anything else the build depends on, e.g. another package's version)."""
+    h = hashlib.sha256(f"{version} {salt}".strip().encode())
     for path in sorted(project.rglob("*")):
         if path.is_file() and "bin" not in path.parts and "obj" not in path.parts:
             h.update(str(path.relative_to(project)).encode())
@@ -28,13 +30,14 @@ def source_hash(project: Path, version: str) -> str:
     return h.hexdigest()
 
 
-def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: bool = False) -> Path:
+def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: bool = False,
+                  extra_props: Sequence[str] = ()) -> Path:
     """``dotnet build`` ``csproj`` for TorchSharp ``version`` (and its LibTorch) into ``out``
     unless an up-to-date build is there; return the built ``dll_name``. Raises
     :class:`DotnetUnavailable` when it cannot be built here (a failing build: with its command
     line and both output streams)."""
     dll, stamp = out / dll_name, out / ".source-hash"
-    digest = source_hash(csproj.parent, version)
+    digest = source_hash(csproj.parent, version, " ".join(extra_props))
     if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
         return dll
     if shutil.which("dotnet") is None:
@@ -44,7 +47,7 @@ def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: b
         raise DotnetUnavailable(f"TorchSharp {version}: no known LibTorch version for it "
                                 f"(known: {sorted(LIBTORCH_FOR)}; dotnet/torchsharp-versions.json)")
     argv = ["dotnet", "build", str(csproj), "-c", "Release", "-nologo",
-            f"-p:TorchSharpVersion={version}", f"-p:LibTorchVersion={libtorch}", "-o", str(out)]
+            f"-p:TorchSharpVersion={version}", f"-p:LibTorchVersion={libtorch}", *extra_props, "-o", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         text = proc.stdout + proc.stderr

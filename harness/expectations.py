@@ -17,7 +17,8 @@ A cell that matches an entry (its patterns, and its ``when`` on the machine that
 * breaks the harness itself -> stays ``error`` (that never is what an entry expected).
 
 A TorchSharp axis with a build label (``ts0.107.0+radam-fix``, a build from source) is
-matched by the version it was built from (``ts0.107.0``), so a fixing patch shows as xpass.
+matched by the version it was built from (``ts0.107.0``), so a fixing patch shows as xpass;
+one driven through pythonnet (``ts0.107.0@pythonnet``) by its version too.
 """
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ class ExpectedFailure:
 
 
 def base_cell_id(cell_id: str) -> str:
-    """The id with a built TorchSharp's label dropped: ``ts0.107.0+fix`` -> ``ts0.107.0``."""
-    return "::".join(p.split("+", 1)[0] if p.startswith("ts") else p for p in cell_id.split("::"))
+    """The id with a TorchSharp column's qualifiers dropped: a build's label (``ts0.107.0+fix``)
+    and the driver (``ts0.107.0@pythonnet``) -> ``ts0.107.0``."""
+    return "::".join(p.split("+", 1)[0].split("@", 1)[0] if p.startswith("ts") else p for p in cell_id.split("::"))
 
 
 def _entry(raw: Any, where: str) -> ExpectedFailure:

@@ -28,6 +28,8 @@ from harness.plan import Cell, make_cells, parse_shard, plan_fingerprint, shard_
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
 from harness.runner import CellRunner
+from harness.agreement import cross_check
+from harness.drivers.pythonnet import start_pythonnet
 from harness.session import close_all, start_pytorch, start_torchsharp
 from harness.torchsharp_source import source_columns
 
@@ -186,7 +188,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_jobs(args, jobs, run_id, out)
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
-    ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env))
+    drivers = args.driver or ["csharp", "pythonnet"]
+    ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env)) if "csharp" in drivers else {}
+    if "pythonnet" in drivers:  # the second, independent TorchSharp driver (harness/drivers/pythonnet.py)
+        ts.update(start_pythonnet(args.torchsharp, out / "work", dict(args.torchsharp_env)))
     source_cols = (source_columns(args.torchsharp_source, args.torchsharp_patch, args.torchsharp_label, out / "work")
                    if args.torchsharp_source else {})  # a column built from source (harness/torchsharp_source.py)
     ts.update(source_cols)
@@ -195,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = Run(run_id=run_id, started=started.isoformat(timespec="seconds"), provenance=provenance)
         console = Console(len(plan), verbose=args.verbose)
         run_plan(plan, run, console)
+        cross_check(run.cells)
     finally:
         close_all([*ts.values(), *(py for _, py in pythons)])
     write_reports(run, out)

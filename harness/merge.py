@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.agreement import cross_check
 from harness.outcomes import CellResult
 from harness.report import Run
 from harness.report.files import write_reports
@@ -70,6 +71,7 @@ def merge_runs(paths: list[Path]) -> Run:
     if len(placed) != int(first.provenance["plan_cells"]):
         raise MergeError(f"the shards hold {len(placed)} cells, the plan {first.provenance['plan_cells']}")
     merged.cells = [c for _, c in sorted(placed, key=lambda ic: ic[0])]  # the serial run's order
+    cross_check(merged.cells)  # twins of two TorchSharp drivers may sit in different shards
     merged.duration_s = max(r.duration_s for _, r in runs)
     return merged
 

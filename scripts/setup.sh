@@ -6,7 +6,9 @@
 #      with trixie pinned low so nothing else moves.  Must come before step 2.
 #   2. Debian's python3-torch, numpy, pytest, hypothesis and tox (PyPI is unreachable).
 #   3. Debian's chromium, for the HTML report's browser test; Debian's patch, for --torchsharp-patch.
-#   4. The .NET worker, built once per TorchSharp version (python3 -m harness build-worker).
+#   4. Debian's libpython3.11 (the pythonnet host embeds it: harness/drivers/pythonnet.py).
+#   5. The .NET worker and the pythonnet host, built once per TorchSharp version
+#      (python3 -m harness build-worker builds both).
 # Each step checks first and does nothing when its result is already there, so the
 # README's commands can call this every time and stay quick.
 set -euo pipefail
@@ -101,6 +103,14 @@ step_patch() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq patch >/dev/null
 }
 
+step_libpython() {
+  # The pythonnet host (dotnet/PyHost) loads Debian's CPython library at run time.
+  if [ -e /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0 ]; then return 0; fi
+  log "installing Debian's libpython3.11 (embedded by the pythonnet host)"
+  apt_update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libpython3.11 >/dev/null
+}
+
 step_dotnet() {
   command -v dotnet >/dev/null 2>&1 || { log "the .NET SDK is missing (dotnet not on PATH)"; exit 1; }
 }
@@ -109,6 +119,7 @@ step_libstdcxx
 step_python
 step_chromium
 step_patch
+step_libpython
 step_dotnet
 if [ "${SETUP_SKIP_WORKER:-}" != 1 ]; then
   cd "$(dirname "$0")/.."

@@ -1,0 +1,39 @@
+"""Two TorchSharp drivers must agree: the C# worker and the pythonnet host run the same cells
+(TorchSharp axis "0.107.0" and "0.107.0@pythonnet"); a cell where their verdicts differ is a
+harness error with both answers, since one of the two drivers misrepresents TorchSharp."""
+from __future__ import annotations
+
+from harness.outcomes import CellResult
+
+SUFFIX = "@pythonnet"
+
+
+def _raw(c: CellResult) -> str:
+    """The verdict before expected failures: pass, fail or error (xfail/xpass undone)."""
+    raw = c.details.get("raw_outcome")
+    if c.outcome == "xfail" and isinstance(raw, str):
+        return raw
+    return "pass" if c.outcome == "xpass" else c.outcome
+
+
+def cross_check(cells: list[CellResult]) -> int:
+    """Turn every pythonnet cell whose verdict differs from its C# sibling's into an error
+    (neither skipped); return how many disagree."""
+    by_id = {c.id: c for c in cells}
+    disagreements = 0
+    for c in cells:
+        if SUFFIX not in c.torchsharp or "drivers_disagree" in c.details:
+            continue
+        twin = by_id.get(c.id.replace(SUFFIX, "", 1))
+        if twin is None or "skip" in (c.outcome, twin.outcome):
+            continue
+        if _raw(c) != _raw(twin):
+            disagreements += 1
+            c.details["drivers_disagree"] = {"csharp": {"outcome": twin.outcome, "reason": twin.reason},
+                                             "pythonnet": {"outcome": c.outcome, "reason": c.reason}}
+            c.details["harness_error"] = True
+            c.outcome = "error"
+            c.reason = (f"harness error: the TorchSharp drivers disagree: C# worker {_raw(twin)} "
+                        f"({' '.join(twin.reason.split())[:300] or 'no reason'}); pythonnet {_raw(c)} "
+                        f"({' '.join(c.reason.split())[:300] or 'no reason'})")
+    return disagreements
