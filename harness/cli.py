@@ -31,6 +31,8 @@ from harness.paths import REPORTS_DIR, ROOT
 from harness.plan import DEVICES, Cell, make_cells
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
+from harness.report.history import HISTORY_NAME, append_history
+from harness.report.readme import add_parser as add_readme_parser
 from harness.runner import CellRunner
 from harness.session import close_all, start_pytorch, start_torchsharp
 
@@ -101,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         close_all([*ts.values(), *(py for _, py in pythons)])
     write_reports(run, out)
     point_latest(Path(args.out), run_id)
+    append_history(run, Path(args.out) / HISTORY_NAME, out / "matrix.json")  # one line per run: `diff last`
     s = run.summary
     print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, "
           f"{s['skip']} skipped, {s['error']} errors in {run.duration_s:.1f}s -> {out}/matrix.md")
@@ -166,13 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--allow-unavailable", action="store_true")
     b.set_defaults(func=cmd_build_worker)
     d = sub.add_parser("diff", help="compare two matrix.json files; exit 1 on a regression (the upgrade gate)")
-    d.add_argument("old", help="the baseline matrix.json (or its run folder)")
+    d.add_argument("old", help="the baseline matrix.json (or its run folder), or 'last': the run before NEW "
+                               "in reports/history.jsonl")
     d.add_argument("new", help="the candidate matrix.json (or its run folder)")
     d.set_defaults(func=cmd_diff)
     c = sub.add_parser("cases", help="list the case catalogue")
     c.add_argument("--cases", default=str(CASES_DIR))
     c.set_defaults(func=cmd_cases)
     add_finding_parser(sub)  # `finding SLUG`: harness/findings.py
+    add_readme_parser(sub)  # `readme-matrix MATRIX.json`: harness/report/readme.py
     return p
 
 

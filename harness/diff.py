@@ -5,6 +5,9 @@ skip) to bad (fail, error, xpass), or a new cell that is bad. ``main_diff`` exit
 there is one, else 0 (2 when a file cannot be read). Also reported, without failing:
 fixes (fail/error/xpass/xfail -> pass), lost coverage (anything -> skip), other outcome
 changes, changed reasons (same outcome, different reason), cells added and removed.
+
+``OLD`` may be ``last``: the run recorded before NEW in reports/history.jsonl
+(harness/report/history.py).
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.outcomes import BAD_OUTCOMES, CellResult
+from harness.paths import REPORTS_DIR
+from harness.report.history import HISTORY_NAME, HistoryError, previous_matrix
 from harness.report.model import ReportSchemaError, Run
 
 GOOD_OUTCOMES = frozenset({"pass", "xfail", "skip"})
@@ -121,11 +126,22 @@ def _load(path: Path) -> Run:
     return Run.load(path / "matrix.json" if path.is_dir() else path)
 
 
-def main_diff(old_path: Path, new_path: Path) -> int:
-    """Print the diff of two matrix.json files (or run folders holding one).
-    Exit status: 1 on a regression, 0 otherwise, 2 when a file cannot be read."""
+LAST = "last"
+
+
+def main_diff(old_path: Path | str, new_path: Path, history: Path | None = None) -> int:
+    """Print the diff of two matrix.json files (or run folders holding one); ``old_path``
+    ``"last"``: the run recorded before NEW in ``history`` (default reports/history.jsonl).
+    Exit status: 1 on a regression, 0 otherwise, 2 when a file cannot be read or the history
+    has no earlier run."""
     try:
-        old, new = _load(old_path), _load(new_path)
+        new = _load(new_path)
+        if str(old_path) == LAST:
+            old_path = previous_matrix(history or REPORTS_DIR / HISTORY_NAME, new)
+        old = _load(Path(old_path))
+    except HistoryError as exc:
+        print(f"diff: {exc}", file=sys.stderr)
+        return 2
     except ReportSchemaError as exc:
         print(f"diff: {exc}", file=sys.stderr)
         return 2

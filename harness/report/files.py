@@ -6,8 +6,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from harness.paths import ROOT
 from harness.report import html, json_report, junit, markdown
 from harness.report.model import Run
+
+FINDINGS_DIR = ROOT / "docs" / "findings"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -26,8 +29,9 @@ def write_atomic(path: Path, text: str) -> None:
 def write_reports(run: Run, out: Path) -> None:
     """matrix.json, matrix.md, index.html and junit.xml of ``run`` in ``out``."""
     write_atomic(out / "matrix.json", json_report.render(run))
-    write_atomic(out / "matrix.md", markdown.render(run))
-    write_atomic(out / "index.html", html.render(run, report_dir=out))
+    findings = Path(os.path.relpath(FINDINGS_DIR, out.resolve())).as_posix() + "/"
+    write_atomic(out / "matrix.md", markdown.render(run, findings_base=findings))
+    write_atomic(out / "index.html", html.render(run, report_dir=out.resolve(), findings_dir=FINDINGS_DIR))
     write_atomic(out / "junit.xml", junit.render(run))
 
 
