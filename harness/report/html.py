@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from harness.outcomes import OUTCOMES, CellResult
 from harness.report.model import Run, check_rank
-from harness.report.summary import Summary, counts_text, each_suffix, finding_of, impl_key, newest_first, summarise_run
+from harness.report.summary import Impl, Summary, counts_text, each_suffix, finding_of, impl_key, summarise_run
 
 LABEL = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}
 # Evidence sections list the worst outcomes first.
@@ -32,7 +32,6 @@ DETAIL_STRING_LIMIT = 1500  # longer strings in a cell's folded details are cut 
 TITLE_LIMIT = 160
 
 Column = tuple[str, str, str, str, str]  # check, pytorch, torchsharp, device, codec
-Impl = tuple[str, str, str, str]  # pytorch, torchsharp, device, codec
 
 CSS = """
 :root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; }

@@ -116,8 +116,11 @@ def render(run: Run, findings_base: str = FINDINGS_BASE) -> str:
         lines += ["The machine (a verdict can depend on it):", "", *machine, ""]
     lines += ["## Summary", "", *summary_lines(s), ""]
 
-    lines += ["## Implementations that ran", "", "| implementation | PyTorch | TorchSharp | device | codec | cells |",
-              "|---|---|---|---|---|---|"]
+    lines += ["## Implementations that ran", ""]
+    if s.ran:
+        lines += ["| implementation | PyTorch | TorchSharp | device | codec | cells |", "|---|---|---|---|---|---|"]
+    else:
+        lines.append("None: every cell was skipped.")
     for impl in s.ran:
         cells = [c for c in run.cells if (c.pytorch, c.torchsharp, c.device, c.codec) == impl]
         counts: dict[str, int] = {}
@@ -177,6 +180,6 @@ def render(run: Run, findings_base: str = FINDINGS_BASE) -> str:
             lines += [f"- `{c.id}`" for c in diff]
         lines.append("")
 
-    lines += ["## Provenance", "", "| key | value |", "|---|---|"]
+    lines += ["## Provenance", ""] + (["| key | value |", "|---|---|"] if run.provenance else ["(none recorded)"])
     lines += [f"| {_esc(k)} | {_esc(short(v, 400))} |" for k, v in run.provenance.items()]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -95,7 +95,8 @@ class NotRun:
         more = f" (and {self.other_reasons} other reason{'s' if self.other_reasons > 1 else ''})" \
             if self.other_reasons else ""
         n = len(self.impls)
-        return (f"{self.label}: not run, {self.cells} cells skipped over {n} implementation{'s' if n > 1 else ''}"
+        return (f"{self.label}: not run, {self.cells} cell{'s' if self.cells != 1 else ''} skipped over {n} "
+                f"implementation{'s' if n > 1 else ''}"
                 f" — {self.reason}{more}")
 
 
