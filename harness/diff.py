@@ -129,15 +129,24 @@ def _load(path: Path) -> Run:
 LAST = "last"
 
 
+def _history_of(new_path: Path) -> Path:
+    """The history of the reports folder NEW's run lies in (``<reports>/<run>/matrix.json``),
+    else the checkout's reports/history.jsonl."""
+    run_dir = new_path if new_path.is_dir() else new_path.parent
+    beside = run_dir.parent / HISTORY_NAME
+    return beside if beside.is_file() else REPORTS_DIR / HISTORY_NAME
+
+
 def main_diff(old_path: Path | str, new_path: Path, history: Path | None = None) -> int:
     """Print the diff of two matrix.json files (or run folders holding one); ``old_path``
-    ``"last"``: the run recorded before NEW in ``history`` (default reports/history.jsonl).
+    ``"last"``: the run recorded before NEW in ``history`` (default: the history.jsonl of the
+    reports folder holding NEW's run folder, else the checkout's reports/history.jsonl).
     Exit status: 1 on a regression, 0 otherwise, 2 when a file cannot be read or the history
     has no earlier run."""
     try:
         new = _load(new_path)
         if str(old_path) == LAST:
-            old_path = previous_matrix(history or REPORTS_DIR / HISTORY_NAME, new)
+            old_path = previous_matrix(history or _history_of(new_path), new)
         old = _load(Path(old_path))
     except HistoryError as exc:
         print(f"diff: {exc}", file=sys.stderr)

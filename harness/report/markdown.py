@@ -109,7 +109,7 @@ def render(run: Run, findings_base: str = FINDINGS_BASE) -> str:
     total = run.summary
     lines = [f"# Compatibility matrix — run {run.run_id}", "",
              f"Started {run.started}, {run.duration_s:.1f} s, commit `{run.provenance.get('commit', 'unknown')}`; "
-             f"{len(run.cells)} cells: {counts_text(total, bold_bad=True)}. "
+             f"{len(run.cells)} cell{'' if len(run.cells) == 1 else 's'}: {counts_text(total, bold_bad=True)}. "
              + ("No cell failed, errored or passed unexpectedly." if run.ok else "**Some cells are red.**"), ""]
     machine = machine_lines(s)
     if machine:

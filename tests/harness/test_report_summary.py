@@ -334,6 +334,9 @@ def test_diff_last_compares_with_the_run_recorded_before(tmp_path: Path, capsys:
     (tmp_path / "new" / "matrix.json").write_text(json.dumps(_small("r3", "pass").to_json()), encoding="utf-8")
     assert main_diff("last", tmp_path / "new" / "matrix.json", history=history) == 0
     assert "# Matrix diff: r2 -> r3" in capsys.readouterr().out
+    # without --history: the history beside NEW's run folder
+    assert main(["diff", "last", str(m2)]) == 1
+    assert "# Matrix diff: r1 -> r2" in capsys.readouterr().out
     # the previous run's folder was deleted: a clear error, not a traceback
     (reports / "r1" / "matrix.json").unlink()
     assert main_diff("last", m2, history=history) == 2
