@@ -154,12 +154,12 @@ def _summary(run: Run, s: Summary) -> list[str]:
     out = [f'<p id="summary">{"".join(badges)} <span class="muted">{len(run.cells)} cells; {verdict}</span></p>']
     if s.ran:
         out += ['<table id="summary-table"><thead><tr><th>check</th>',
-                *(f'<th class="impl">{_e(s.labels[i])}<br><span class="muted">{_e(i[2])} · codec {_e(i[3])}</span></th>'
-                  for i in s.ran), "</tr></thead><tbody>"]
+                *(f'<th class="impl">{_e(s.labels[i])}<br>'
+                  f'<span class="muted">{_e(i[2])} · codec {_e(i[3])}</span></th>' for i in s.ran),
+                "</tr></thead><tbody>"]
         for name, counts in s.count_rows():
-            out.append(f'<tr><td class="case">{_e(name)}</td>'
-                       + "".join(f'<td class="{_worst(c)}">{_e(counts_text(c) + each_suffix(name, c))}</td>' for c in counts)
-                       + "</tr>")
+            tds = "".join(f'<td class="{_worst(c)}">{_e(counts_text(c) + each_suffix(name, c))}</td>' for c in counts)
+            out.append(f'<tr><td class="case">{_e(name)}</td>{tds}</tr>')
         out += ["</tbody></table>"]
     if s.not_run:
         out += ['<p class="muted">Not run (every cell skipped):</p>', '<ul id="not-run">']
@@ -282,7 +282,8 @@ def findings_href(slug: str, report_dir: Path | None, findings_dir: Path | None)
 def _evidence(run: Run, s: Summary, anchors: dict[str, str], report_dir: Path | None,
               findings_dir: Path | None) -> list[str]:
     shown = set(s.ran) or {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells}
-    notes = sorted((c for c in run.cells if c.outcome != "pass" and (c.pytorch, c.torchsharp, c.device, c.codec) in shown),
+    notes = sorted((c for c in run.cells
+                    if c.outcome != "pass" and (c.pytorch, c.torchsharp, c.device, c.codec) in shown),
                    key=lambda c: SEVERITY.index(c.outcome) if c.outcome in SEVERITY else 0)
     if not notes:
         return ["<p>Every cell passed.</p>"]

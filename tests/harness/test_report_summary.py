@@ -148,7 +148,7 @@ def test_summary_counts_per_check_and_implementation(big: Run):
 
 def test_all_skip_implementations_collapse_to_one_line_each(big: Run):
     text = markdown.render(big)
-    lines = [line for line in text.splitlines() if line.startswith("- TorchSharp 0.106.0:") or line.startswith("- CUDA:")]
+    lines = [line for line in text.splitlines() if line.startswith(("- TorchSharp 0.106.0:", "- CUDA:"))]
     assert len(lines) == 2
     assert lines[0].startswith("- TorchSharp 0.106.0: not run, 2080 cells skipped over 4 implementations — "
                                "unavailable: TorchSharp 0.106.0: TorchSharp 0.106.0 (LibTorch 2.9.0) is not served "
@@ -187,14 +187,24 @@ def test_every_cell_that_did_not_pass_is_listed_with_its_finding(big: Run, tmp_p
         assert f"### [{slug}](docs/findings/{slug}.md) — " in text
     # skips are counted by reason, not listed per cell
     assert "| 44 | no state tensor has a seed-independent initial value | fresh_init |" in text[skips:]
-    # written to a folder, the finding links lead from there to the checkout's docs/findings/
-    out = tmp_path / "reports" / big.run_id
-    write_reports(big, out)
-    written = (out / "matrix.md").read_text(encoding="utf-8")
-    link = re.search(r"\[radam-lr-applied-twice\]\(([^)]+)\)", written)
-    assert link is not None
-    assert (out / link.group(1)).resolve() == FINDINGS_DIR / "radam-lr-applied-twice.md"
     assert (FINDINGS_DIR / "radam-lr-applied-twice.md").is_file()
+
+
+def test_finding_links_resolve_from_reports_inside_the_checkout(big: Run, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    from harness.report import files
+    checkout = tmp_path / "checkout"
+    monkeypatch.setattr(files, "ROOT", checkout)
+    monkeypatch.setattr(files, "FINDINGS_DIR", checkout / "docs" / "findings")
+    out = checkout / "reports" / big.run_id
+    write_reports(big, out)
+    for name in ("matrix.md", "index.html"):
+        written = (out / name).read_text(encoding="utf-8")
+        link = re.search(r"([^(\"]*radam-lr-applied-twice\.md)", written)
+        assert link is not None and link.group(1) == "../../docs/findings/radam-lr-applied-twice.md", name
+    # outside the checkout (a CI artifact folder) they name the file from the repository's root
+    write_reports(big, tmp_path / "elsewhere")
+    assert "](docs/findings/radam-lr-applied-twice.md)" in (tmp_path / "elsewhere" / "matrix.md").read_text()
 
 
 def test_html_summary_on_top_and_details_folded(big: Run):
