@@ -44,9 +44,10 @@ def cmd_build_worker(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from harness.diff import main_diff
     if args.new is None and not args.columns:
-        print("diff: NEW is needed unless --columns compares two columns of OLD", file=sys.stderr)
+        print("diff: NEW is needed unless --columns compares two columns of OLD (or OLD is 'last')", file=sys.stderr)
         return 2
-    return main_diff(Path(args.old), Path(args.new) if args.new else None, args.columns)
+    return main_diff(args.old if args.old == "last" else Path(args.old), Path(args.new) if args.new else None,
+                     args.columns)
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -121,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-pythonnet", action="store_true", help="build only the C# worker, not the pythonnet host")
     b.set_defaults(func=cmd_build_worker)
     d = sub.add_parser("diff", help="compare two matrix.json files; exit 1 on a regression (the upgrade gate)")
-    d.add_argument("old", help="the baseline matrix.json (or its run folder)")
+    d.add_argument("old", help="the baseline matrix.json (or its run folder), or 'last': the run before NEW "
+                               "in reports/history.jsonl")
     d.add_argument("new", nargs="?", help="the candidate matrix.json (or its run folder); with --columns, "
                                           "optional (default: OLD)")
     d.add_argument("--columns", nargs=2, metavar=("BASE", "CANDIDATE"),
@@ -147,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--torchsharp", default=None, help="TorchSharp version (default: the default version)")
     f.add_argument("--list", action="store_true", help="list the findings")
     f.set_defaults(func=cmd_finding)
+    from harness.report.readme import add_parser as add_readme_parser  # light: no PyTorch
+    add_readme_parser(sub)  # `readme-matrix MATRIX.json`: harness/report/readme.py
     return p
 
 

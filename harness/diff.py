@@ -11,6 +11,9 @@ changes, changed reasons (same outcome, different reason), cells added and remov
 the TorchSharp version, and compared by their *raw* outcomes (an expected failure counts as
 the failure it is, an unexpected pass as a pass), so the answer is what the change fixed or
 broke, whichever expected failures applied to each column.
+
+``OLD`` may be ``last``: the run recorded before NEW in reports/history.jsonl
+(harness/report/history.py).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.outcomes import BAD_OUTCOMES, CellResult
+from harness.paths import REPORTS_DIR
+from harness.report.history import HISTORY_NAME, HistoryError, previous_matrix
 from harness.report.model import ReportSchemaError, Run
 
 GOOD_OUTCOMES = frozenset({"pass", "xfail", "skip"})
@@ -173,15 +178,35 @@ def _load(path: Path) -> Run:
     return Run.load(path / "matrix.json" if path.is_dir() else path)
 
 
-def main_diff(old_path: Path, new_path: Path | None = None, columns: Sequence[str] | None = None) -> int:
-    """Print the diff of two matrix.json files (or run folders holding one); with
-    ``columns`` (two TorchSharp columns, e.g. ts0.107.0 ts0.107.0+radam-fix) the first
-    column of OLD against the second of NEW (NEW defaults to OLD). Exit status: 1 on a
-    regression, 0 otherwise, 2 when a file cannot be read or a column is absent."""
+LAST = "last"
+
+
+def _history_of(new_path: Path) -> Path:
+    """The history of the reports folder NEW's run lies in (``<reports>/<run>/matrix.json``),
+    else the checkout's reports/history.jsonl."""
+    run_dir = new_path if new_path.is_dir() else new_path.parent
+    beside = run_dir.parent / HISTORY_NAME
+    return beside if beside.is_file() else REPORTS_DIR / HISTORY_NAME
+
+
+def main_diff(old_path: Path | str, new_path: Path | None = None, columns: Sequence[str] | None = None,
+              history: Path | None = None) -> int:
+    """Print the diff of two matrix.json files (or run folders holding one). ``old_path``
+    ``"last"``: the run recorded before NEW in ``history`` (default: the history.jsonl of the
+    reports folder holding NEW's run folder, else the checkout's reports/history.jsonl). With
+    ``columns`` (two TorchSharp columns, e.g. ts0.107.0 ts0.107.0+radam-fix) the first column
+    of OLD against the second of NEW (NEW defaults to OLD). Exit status: 1 on a regression, 0
+    otherwise, 2 when a file cannot be read, a column is absent or the history has no earlier run."""
     try:
-        old = _load(old_path)
-        new = _load(new_path) if new_path is not None else old
-    except ReportSchemaError as exc:
+        if str(old_path) == LAST:
+            if new_path is None:
+                raise HistoryError("diff last needs NEW: the run to compare with the one before it")
+            new = _load(new_path)
+            old = _load(previous_matrix(history or _history_of(new_path), new))
+        else:
+            old = _load(Path(old_path))
+            new = _load(new_path) if new_path is not None else old
+    except (HistoryError, ReportSchemaError) as exc:
         print(f"diff: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError, KeyError, TypeError) as exc:  # missing file, bad JSON, missing field

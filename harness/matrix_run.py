@@ -27,6 +27,7 @@ from harness.merge import MergeError, merge_runs
 from harness.plan import Cell, make_cells, parse_shard, plan_fingerprint, shard_of
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
+from harness.report.history import HISTORY_NAME, append_history
 from harness.runner import CellRunner
 from harness.agreement import cross_check
 from harness.drivers.pythonnet import start_pythonnet
@@ -156,6 +157,7 @@ def run_jobs(args: argparse.Namespace, jobs: int, run_id: str, out: Path) -> int
         run.provenance.pop(key, None)
     write_reports(run, out)
     point_latest(Path(args.out), run_id)
+    append_history(run, Path(args.out) / HISTORY_NAME, out / "matrix.json")
     s = run.summary
     print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, {s['skip']} skipped, "
           f"{s['error']} errors in {run.duration_s:.1f}s of cell time ({jobs} jobs)\nreports: {out}/matrix.md")
@@ -205,6 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         close_all([*ts.values(), *(py for _, py in pythons)])
     write_reports(run, out)
     point_latest(Path(args.out), run_id)
+    if not args.shard:
+        append_history(run, Path(args.out) / HISTORY_NAME, out / "matrix.json")  # one line per run: `diff last`
     console.finish(run.duration_s, f"{out}/matrix.md (also index.html, matrix.json, junit.xml)")
     if any(isinstance(v, Exception) for v in source_cols.values()):
         print(f"the TorchSharp source column is unavailable: {next(iter(source_cols.values()))}", file=sys.stderr)

@@ -6,8 +6,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from harness.paths import ROOT
 from harness.report import html, json_report, junit, markdown
 from harness.report.model import Run
+
+FINDINGS_DIR = ROOT / "docs" / "findings"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -26,8 +29,13 @@ def write_atomic(path: Path, text: str) -> None:
 def write_reports(run: Run, out: Path) -> None:
     """matrix.json, matrix.md, index.html and junit.xml of ``run`` in ``out``."""
     write_atomic(out / "matrix.json", json_report.render(run))
-    write_atomic(out / "matrix.md", markdown.render(run))
-    write_atomic(out / "index.html", html.render(run, report_dir=out))
+    # Finding links: relative to the report inside the checkout (reports/<run>/ -> ../../docs/findings/);
+    # elsewhere (a CI artifact folder) they name docs/findings/<slug>.md from the repository's root.
+    inside = out.resolve().is_relative_to(ROOT)
+    findings = Path(os.path.relpath(FINDINGS_DIR, out.resolve())).as_posix() + "/" if inside else markdown.FINDINGS_BASE
+    write_atomic(out / "matrix.md", markdown.render(run, findings_base=findings))
+    write_atomic(out / "index.html", html.render(run, report_dir=out.resolve(),
+                                                 findings_dir=FINDINGS_DIR if inside else None))
     write_atomic(out / "junit.xml", junit.render(run))
 
 

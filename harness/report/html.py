@@ -1,8 +1,12 @@
-"""matrix.html: one static, self-contained page (inline CSS, no external assets).
+"""index.html: one static, self-contained page (inline CSS, no external assets).
 
-Readable straight from disk without JavaScript; a few lines of inline JS only add a
-filter-by-feature control. Every non-passing cell links to its evidence section.
-Every piece of run data is escaped.
+On top, the same summary as matrix.md (check x implementation, counts per outcome; the
+implementations that did not run, one line each; the machine). Below, the case matrix over
+the implementations that ran, then one section per cell of those that did not pass, its
+details folded in a ``<details>`` element (opened on demand, long strings cut; matrix.json
+holds them whole). Readable straight from disk without JavaScript; a few lines of inline JS
+only add a filter-by-feature control. Every piece of run data is escaped. The default
+run's page stays under 1 MB.
 """
 from __future__ import annotations
 
@@ -17,14 +21,17 @@ from urllib.parse import quote
 
 from harness.outcomes import OUTCOMES, CellResult
 from harness.report.model import Run, check_rank
+from harness.report.summary import Impl, Summary, counts_text, each_suffix, finding_of, impl_key, summarise_run
 
 LABEL = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}
 # Evidence sections list the worst outcomes first.
 SEVERITY = ("error", "fail", "xpass", "xfail", "skip", "pass")
 NO_FEATURE = "(no feature)"
+FINDINGS_BASE = "docs/findings/"  # relative to the repository root
+DETAIL_STRING_LIMIT = 1500  # longer strings in a cell's folded details are cut (matrix.json has them whole)
+TITLE_LIMIT = 160
 
 Column = tuple[str, str, str, str, str]  # check, pytorch, torchsharp, device, codec
-Impl = tuple[str, str, str, str]  # pytorch, torchsharp, device, codec
 
 CSS = """
 :root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; }
@@ -102,19 +109,6 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _newest_first(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key putting higher versions first ("0.107.0" before "0.106.0", numerically)."""
-    return tuple((0, -int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+-]", version))
-
-
-def _column_key(col: Column, all_skipped: frozenset[Impl] = frozenset()) -> tuple[Any, ...]:
-    """Implementations that ran come first (one whose every cell was skipped, e.g. an
-    unavailable TorchSharp version, goes last); then CPU before CUDA, the newest TorchSharp
-    first, PyTorch versions in order, codec, and the checks in their usual order."""
-    check, pytorch, torchsharp, device, codec = col
-    return (col[1:] in all_skipped, device, _newest_first(torchsharp), pytorch, codec, check_rank(check), check)
-
-
 def anchor(cell_id: str) -> str:
     """The HTML id of a cell's evidence section (the same for every report of that cell)."""
     return "cell-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", cell_id)
@@ -153,18 +147,52 @@ def _provenance(run: Run) -> list[str]:
     return out
 
 
-def _summary(run: Run) -> list[str]:
-    s = run.summary
-    badges = [f'<span class="badge {o}{"" if s[o] else " zero"}">{s[o]} {_e(o)}</span>' for o in OUTCOMES]
+def _summary(run: Run, s: Summary) -> list[str]:
+    total = run.summary
+    badges = [f'<span class="badge {o}{"" if total[o] else " zero"}">{total[o]} {_e(o)}</span>' for o in OUTCOMES]
     verdict = "no cell failed, errored or passed unexpectedly" if run.ok else "some cells are red"
-    return [f'<p id="summary">{"".join(badges)} <span class="muted">{len(run.cells)} cells; {verdict}</span></p>']
+    out = [f'<p id="summary">{"".join(badges)} <span class="muted">{len(run.cells)} cells; {verdict}</span></p>']
+    if s.ran:
+        out += ['<table id="summary-table"><thead><tr><th>check</th>',
+                *(f'<th class="impl">{_e(s.labels[i])}<br>'
+                  f'<span class="muted">{_e(i[2])} · codec {_e(i[3])}</span></th>' for i in s.ran),
+                "</tr></thead><tbody>"]
+        for name, counts in s.count_rows():
+            tds = "".join(f'<td class="{_worst(c)}">{_e(counts_text(c) + each_suffix(name, c))}</td>' for c in counts)
+            out.append(f'<tr><td class="case">{_e(name)}</td>{tds}</tr>')
+        out += ["</tbody></table>"]
+    if s.not_run:
+        out += ['<p class="muted">Not run (every cell skipped):</p>', '<ul id="not-run">']
+        out += [f'<li class="skip">{_e(n.line())}</li>' for n in s.not_run]
+        out.append("</ul>")
+    return out
 
 
-def _matrix(run: Run, anchors: dict[str, str]) -> list[str]:
-    ran = {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells if c.outcome != "skip"}
-    all_skipped = frozenset({(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells} - ran)
-    columns: list[Column] = sorted({(c.check, c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells},
-                                   key=lambda col: _column_key(col, all_skipped))
+def _worst(counts: dict[str, int]) -> str:
+    """The class of a summary cell: its worst outcome present."""
+    for o in SEVERITY[:4]:
+        if counts.get(o):
+            return o
+    return "pass" if counts.get("pass") else "skip" if counts.get("skip") else "none"
+
+
+def _machine(s: Summary) -> list[str]:
+    workers = s.machine()
+    if not workers:
+        return []
+    out = ['<table id="machine"><thead><tr><th>worker</th><th>CPU</th><th>oneDNN ISA</th><th>threads</th></tr>'
+           "</thead><tbody>"]
+    out += [f"<tr><td>{_e(w)}</td><td>{_e(v.get('cpu', '—'))}</td><td>{_e(v.get('onednn_isa', '—'))}</td>"
+            f"<td>{_e(v.get('threads', '—'))}</td></tr>" for w, v in workers]
+    out.append("</tbody></table>")
+    return out
+
+
+def _matrix(run: Run, s: Summary, anchors: dict[str, str]) -> list[str]:
+    shown = set(s.ran) or {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells}
+    cells_shown = [c for c in run.cells if (c.pytorch, c.torchsharp, c.device, c.codec) in shown]
+    columns: list[Column] = sorted({(c.check, c.pytorch, c.torchsharp, c.device, c.codec) for c in cells_shown},
+                                   key=lambda col: (impl_key(col[1:]), check_rank(col[0]), col[0]))
     impls: list[tuple[Impl, int]] = []
     for col in columns:
         impl: Impl = col[1:]
@@ -172,7 +200,7 @@ def _matrix(run: Run, anchors: dict[str, str]) -> list[str]:
             impls[-1] = (impl, impls[-1][1] + 1)
         else:
             impls.append((impl, 1))
-    index = {(c.case, c.check, c.pytorch, c.torchsharp, c.device, c.codec): c for c in run.cells}
+    index = {(c.case, c.check, c.pytorch, c.torchsharp, c.device, c.codec): c for c in cells_shown}
     by_case: dict[str, list[CellResult]] = {}
     for c in run.cells:
         by_case.setdefault(c.case, []).append(c)
@@ -199,17 +227,33 @@ def _matrix(run: Run, anchors: dict[str, str]) -> list[str]:
                 cell = index.get((case, *col))
                 if cell is None:
                     row.append('<td class="o none">—</td>')
-                    continue
-                label = _e(LABEL.get(cell.outcome, cell.outcome))
-                title = _e(f"{cell.id}: {cell.outcome}" + (f" — {cell.reason[:300]}" if cell.reason else ""))
-                if cell.outcome == "pass":
-                    row.append(f'<td class="o pass" title="{title}">{label}</td>')
+                elif cell.outcome == "pass":
+                    row.append('<td class="o pass">pass</td>')
                 else:
+                    label = _e(LABEL.get(cell.outcome, cell.outcome))
+                    title = _e(f"{cell.check}: {cell.outcome}"
+                               + (f" — {_short(cell.reason, TITLE_LIMIT)}" if cell.reason else ""))
                     row.append(f'<td class="o {_e(cell.outcome)}" title="{title}">'
                                f'<a href="#{_e(anchors[cell.id])}">{label}</a></td>')
             out.append("".join(row) + "</tr>")
     out += ["</tbody>", "</table></div>"]
     return out
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _cut(value: Any) -> Any:
+    """``value`` with every string longer than DETAIL_STRING_LIMIT cut, for the folded details."""
+    if isinstance(value, str) and len(value) > DETAIL_STRING_LIMIT:
+        return value[:DETAIL_STRING_LIMIT] + f"… ({len(value) - DETAIL_STRING_LIMIT} more characters in matrix.json)"
+    if isinstance(value, dict):
+        return {k: _cut(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v) for v in value]
+    return value
 
 
 def _by_feature(run: Run) -> list[str]:
@@ -228,8 +272,18 @@ def _by_feature(run: Run) -> list[str]:
     return out
 
 
-def _evidence(run: Run, anchors: dict[str, str], report_dir: Path | None) -> list[str]:
-    notes = sorted((c for c in run.cells if c.outcome != "pass"),
+def findings_href(slug: str, report_dir: Path | None, findings_dir: Path | None) -> str:
+    """docs/findings/<slug>.md, relative to the page when both folders are known."""
+    if report_dir is not None and findings_dir is not None:
+        return quote(Path(os.path.relpath(findings_dir / f"{slug}.md", report_dir)).as_posix())
+    return quote(f"{FINDINGS_BASE}{slug}.md")
+
+
+def _evidence(run: Run, s: Summary, anchors: dict[str, str], report_dir: Path | None,
+              findings_dir: Path | None) -> list[str]:
+    shown = set(s.ran) or {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells}
+    notes = sorted((c for c in run.cells
+                    if c.outcome != "pass" and (c.pytorch, c.torchsharp, c.device, c.codec) in shown),
                    key=lambda c: SEVERITY.index(c.outcome) if c.outcome in SEVERITY else 0)
     if not notes:
         return ["<p>Every cell passed.</p>"]
@@ -239,21 +293,19 @@ def _evidence(run: Run, anchors: dict[str, str], report_dir: Path | None) -> lis
         impl = f"PyTorch {c.pytorch} · TorchSharp {c.torchsharp} · {c.device} · codec {c.codec}"
         out.append(f'<section class="cell {o}" id="{_e(anchors[c.id])}">')
         out.append(f'<h3><span class="badge {o}">{_e(LABEL.get(c.outcome, c.outcome))}</span>{_e(c.id)}</h3>')
-        out.append('<dl class="prov">')
-        out.append(f"<dt>outcome</dt><dd>{o}</dd><dt>case</dt><dd>{_e(c.case)}</dd>"
-                   f"<dt>check</dt><dd>{_e(c.check)}</dd><dt>under</dt><dd>{_e(impl)}</dd>"
-                   f"<dt>features</dt><dd>{_e(', '.join(c.features) or '—')}</dd>"
-                   f"<dt>duration</dt><dd>{c.duration_s:.2f} s</dd>")
+        out.append(f'<p class="muted">{_e(impl)}; features {_e(", ".join(c.features) or "—")}; '
+                   f"{c.duration_s:.2f} s</p>")
+        slug = finding_of(c)
+        if slug:
+            href = findings_href(slug, report_dir, findings_dir)
+            out.append(f'<p>finding: <a href="{_e(href)}">{_e(slug)}</a></p>')
         if c.evidence:
             href = evidence_href(c.evidence, run.run_id, report_dir)
-            out.append(f'<dt>evidence</dt><dd><a href="{_e(href)}">{_e(c.evidence)}</a></dd>')
-        else:
-            out.append("<dt>evidence</dt><dd>— (no files kept)</dd>")
-        out.append("</dl>")
-        out.append(f"<div><strong>reason</strong><pre class=\"reason\">{_e(c.reason or '—')}</pre></div>")
-        if c.details:
-            details = json.dumps(c.details, indent=2, sort_keys=True, default=str, ensure_ascii=False)
-            out.append(f"<details open><summary>details</summary><pre>{_e(details)}</pre></details>")
+            out.append(f'<p>evidence: <a href="{_e(href)}">{_e(c.evidence)}</a></p>')
+        out.append(f"<pre class=\"reason\">{_e(c.reason or '—')}</pre>")
+        if c.details and c.outcome != "skip":
+            details = json.dumps(_cut(c.details), indent=1, sort_keys=True, default=str, ensure_ascii=False)
+            out.append(f"<details><summary>details</summary><pre>{_e(details)}</pre></details>")
         out.append('<p class="muted"><a href="#matrix">back to the matrix</a></p></section>')
     return out
 
@@ -274,27 +326,35 @@ def _anchors(cells: Iterable[CellResult]) -> dict[str, str]:
     return anchors
 
 
-def render(run: Run, report_dir: Path | None = None) -> str:
-    """The whole page. ``report_dir`` (where the page will be written) only serves to make
-    absolute evidence paths relative; see :func:`evidence_href`."""
+def render(run: Run, report_dir: Path | None = None, findings_dir: Path | None = None) -> str:
+    """The whole page. ``report_dir`` (where the page will be written) serves to make absolute
+    evidence paths relative (see :func:`evidence_href`); with ``findings_dir`` too, finding
+    links are relative to the page, else they read docs/findings/<slug>.md."""
+    s = summarise_run(run)
     anchors = _anchors(run.cells)
     features = sorted(_features(run.cells))
     title = f"Compatibility matrix — run {run.run_id}"
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{_e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-           f"<h1>{_e(title)}</h1>", "<h2>Provenance</h2>", *_provenance(run),
-           "<h2>Summary</h2>", *_summary(run), "<h2>Matrix</h2>",
-           '<p class="muted">Rows: cases, grouped by their first feature. Columns: check × (PyTorch, '
-           "TorchSharp, device, codec). Every cell that did not pass links to its evidence below.</p>"]
+           f"<h1>{_e(title)}</h1>", "<h2>Summary</h2>", *_summary(run, s)]
+    machine = _machine(s)
+    if machine:
+        out += ["<h2>Machine</h2>", '<p class="muted">A verdict can depend on the CPU and oneDNN\'s kernels.</p>',
+                *machine]
+    out += ["<h2>Provenance</h2>", *_provenance(run), "<h2>Matrix</h2>",
+            '<p class="muted">Rows: cases, grouped by their first feature. Columns: check × (PyTorch, '
+            "TorchSharp, device, codec), for the implementations that ran. Every cell that did not pass links to "
+            "its section below (details folded; matrix.json has every cell whole).</p>"]
     if features:
         opts = "".join(f'<option value="{_e(f)}">{_e(f)}</option>' for f in features)
         out.append(f'<div id="filter" hidden><label>Show feature: <select id="feature">'
                    f'<option value="">all</option>{opts}</select></label></div>')
-    out += _matrix(run, anchors)
+    out += _matrix(run, s, anchors)
     out += ["<h2>By feature</h2>",
             '<p class="muted">Cells per feature and outcome (a cell counts once for each of its features).</p>',
-            *_by_feature(run), '<h2 id="evidence">Cells that did not pass</h2>', *_evidence(run, anchors, report_dir)]
+            *_by_feature(run), '<h2 id="evidence">Cells that did not pass</h2>',
+            *_evidence(run, s, anchors, report_dir, findings_dir)]
     if features:
         out.append(f"<script>{JS}</script>")
     out += ["</body>", "</html>"]

@@ -1,8 +1,10 @@
 """matrix.junit.xml: the run as JUnit XML, for CI test-report viewers.
 
 One ``<testcase>`` per cell: ``classname`` is the case, ``name`` the rest of the cell id.
-fail and xpass become ``<failure>``, error ``<error>``, skip and xfail ``<skipped>``
-(an xfail's message reads ``expected failure: <reason>``).
+fail and xpass become ``<failure>``, error ``<error>`` (both with the reason, details and
+evidence as text), skip and xfail ``<skipped>`` with a one-line message only (an xfail's
+reads ``expected failure: <reason>``), cut to SKIP_MESSAGE_LIMIT: the default run has
+thousands of skipped cells and matrix.json holds every reason whole.
 """
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import xml.etree.ElementTree as ET
 
 from harness.outcomes import CellResult
 from harness.report.model import Run
+from harness.report.summary import short
 
 # Characters XML 1.0 does not allow, even escaped.
 _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 MESSAGE_LIMIT = 1000
+SKIP_MESSAGE_LIMIT = 160
 
 
 def _x(text: object) -> str:
@@ -39,7 +43,7 @@ def _body(cell: CellResult) -> str:
 def _testcase(parent: ET.Element, cell: CellResult) -> None:
     tc = ET.SubElement(parent, "testcase", classname=_x(cell.case), name=_x(_name(cell)),
                        time=f"{cell.duration_s:.3f}")
-    if cell.features:
+    if cell.features and cell.outcome != "skip":
         props = ET.SubElement(tc, "properties")
         ET.SubElement(props, "property", name="features", value=_x(",".join(cell.features)))
     if cell.outcome in ("fail", "xpass"):
@@ -49,9 +53,10 @@ def _testcase(parent: ET.Element, cell: CellResult) -> None:
         el = ET.SubElement(tc, "error", message=_x(cell.reason[:MESSAGE_LIMIT]), type="error")
         el.text = _body(cell)
     elif cell.outcome == "xfail":
-        ET.SubElement(tc, "skipped", message=_x(f"expected failure: {cell.reason}"[:MESSAGE_LIMIT]), type="xfail")
+        ET.SubElement(tc, "skipped", message=_x(short(f"expected failure: {cell.reason}", SKIP_MESSAGE_LIMIT)),
+                      type="xfail")
     elif cell.outcome == "skip":
-        ET.SubElement(tc, "skipped", message=_x(cell.reason[:MESSAGE_LIMIT]), type="skip")
+        ET.SubElement(tc, "skipped", message=_x(short(cell.reason, SKIP_MESSAGE_LIMIT)), type="skip")
 
 
 def render(run: Run) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.checks import CHECKS
 from harness.outcomes import BAD_OUTCOMES, CellResult, summarise
 
 SCHEMA_VERSION = 1
@@ -27,6 +26,7 @@ SCHEMA_VERSION = 1
 def check_rank(check: str) -> int:
     """A check's place in reports: the registry's order (harness/checks/), unknown checks
     (from another harness version's matrix.json) last."""
+    from harness.checks import CHECKS  # here, not at the top: reports render without PyTorch's import cost
     return CHECKS.index(check) if check in CHECKS else len(CHECKS)
 
 

@@ -46,6 +46,8 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, dict]:
     assert report.exists(), proc.stdout + proc.stderr
     for name in ("matrix.md", "index.html", "junit.xml"):
         assert (out / "r" / name).exists()
+    (line,) = (out / "history.jsonl").read_text(encoding="utf-8").splitlines()  # the run's one history line
+    assert json.loads(line)["run_id"] == "r" and json.loads(line)["matrix"] == "r/matrix.json"
     return proc.returncode, json.loads(report.read_text())
 
 
