@@ -95,7 +95,7 @@ class CellRunner:
             obstacle = self._obstacle(cell, py, ts)
             if obstacle:
                 raise CheckSkipped(obstacle)
-            assert isinstance(py, PythonDriver) and isinstance(ts, TorchSharpSide)  # no obstacle
+            assert not isinstance(py, Exception) and ts is not None and not isinstance(ts, Exception)  # no obstacle
             d = cell_dir(self.workdir, cell)
             REGISTRY[cell.check].run(Context(cell, py, ts, d, result.details))
         except Exception as exc:

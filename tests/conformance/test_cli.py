@@ -103,3 +103,22 @@ def test_a_failing_cells_repro_replays_exactly_it_whatever_python3_is_first_on_p
     (again,) = replay["cells"]
     assert again["id"] == cell["id"]
     assert (again["outcome"], again["reason"]) == (cell["outcome"], cell["reason"])
+
+
+def test_jobs_give_the_same_matrix_as_a_serial_run(tmp_path):
+    def run(jobs: str) -> list[dict]:
+        out = tmp_path / f"reports-{jobs}"
+        proc = subprocess.run([sys.executable, "-m", "harness", "run", "--out", str(out), "--run-id", "r",
+                               "--device", "cpu", "--pytorch", "host", "--torchsharp", "default", "--driver", "csharp",
+                               "--case", "lenet1", "--case", "radam_two_groups", "--case", "tensor_float32_vector",
+                               "--jobs", jobs], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+        cells = json.loads((out / "r" / "matrix.json").read_text())["cells"]
+        for c in cells:
+            c.pop("duration_s")
+            if c["evidence"]:  # the same place relative to each run's folder
+                c["evidence"] = str(Path(c["evidence"]).relative_to(out))
+        return cells
+    serial, parallel = run("1"), run("2")
+    assert [c["id"] for c in parallel] == [c["id"] for c in serial]
+    assert parallel == serial

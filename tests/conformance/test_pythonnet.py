@@ -21,15 +21,17 @@ from typing import Any
 
 import pytest
 
-from harness.cases import CASES_DIR, load_catalogue
-from harness.cells import Cell, CellRunner, checks_for
+from harness.cases import load_catalogue
+from harness.paths import CASES_DIR
+from harness.plan import Cell, checks_for
+from harness.runner import CellRunner
 from harness.codecs import load_codec
 from harness.digest import TensorDigest
 from harness.drivers.pythonnet import PythonnetDriver, driver_kind, host_argv, start_pythonnet
 from harness.drivers.protocol import WorkerTimeout
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
-from harness.outcomes import ExpectedFailures
+from harness.expectations import ExpectedFailures
 
 ROOT = Path(__file__).resolve().parents[2]
 CAT = load_catalogue()

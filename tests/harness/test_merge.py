@@ -1,0 +1,112 @@
+"""Shards and their merge: a stable split, one matrix back, refusals that name the mismatch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cases import load_catalogue
+from harness.merge import MergeError, main_merge, merge_runs
+from harness.outcomes import CellResult
+from harness.plan import make_cells, parse_shard, plan_fingerprint, shard_of
+from harness.report import Run
+from harness.report.files import write_reports
+
+CAT = load_catalogue()
+
+
+def _cells(cases=None):
+    chosen = [c for c in CAT.all() if cases is None or c.name in cases]
+    return make_cells(chosen, "1.13.0a0", ["0.107.0"], "ours", None, ["cpu"])
+
+
+def _shards(tmp_path: Path, n: int, commit: str = "abc123", cells=None) -> list[Path]:
+    cells = cells or _cells()
+    paths = []
+    for k in range(n):
+        mine = [(i, c) for i, c in enumerate(cells) if shard_of(c, n) == k]
+        run = Run(run_id=f"r-shard{k + 1}of{n}", started=f"2026-12-02T10:0{k}:00+00:00",
+                  provenance={"commit": commit, "plan": plan_fingerprint(cells), "plan_cells": str(len(cells)),
+                              "shards": str(n), "shard": f"{k + 1}/{n}",
+                              "plan_index": ",".join(str(i) for i, _ in mine), f"machine {k}": "x"})
+        run.cells = [CellResult(id=c.id, case=c.case.name, check=c.check, pytorch=c.pytorch, torchsharp=c.torchsharp,
+                                device=c.device, codec=c.codec, outcome="pass") for _, c in mine]
+        write_reports(run, tmp_path / f"s{k + 1}")
+        paths.append(tmp_path / f"s{k + 1}" / "matrix.json")
+    return paths
+
+
+def test_the_split_is_stable_when_cases_are_added_and_large_cells_share_shard_1():
+    fewer = _cells({"lenet1", "adam_two_groups", "tensor_float32_vector"})
+    more = _cells({"lenet1", "adam_two_groups", "tensor_float32_vector", "two_linear", "radam_two_groups"})
+    before = {c.id: shard_of(c, 4) for c in fewer}
+    after = {c.id: shard_of(c, 4) for c in more}
+    assert all(after[i] == s for i, s in before.items())
+    assert len(set(after.values())) > 1
+    assert {shard_of(c, 4) for c in _cells() if "large" in c.case.features} == {0}
+
+
+def test_merged_shards_are_the_whole_plan_in_its_order(tmp_path):
+    cells = _cells()
+    run = merge_runs(_shards(tmp_path, 3, cells=cells))
+    assert [c.id for c in run.cells] == [c.id for c in cells]
+    assert run.run_id == "r"
+    assert {"machine 0", "machine 1", "machine 2"} <= set(run.provenance)
+    assert "shard" not in run.provenance and "plan_index" not in run.provenance
+    assert main_merge(_shards(tmp_path / "again", 3, cells=cells), tmp_path / "out") == 0
+    assert json.loads((tmp_path / "out" / "matrix.json").read_text())["summary"]["pass"] == len(cells)
+
+
+def _edit(path: Path, **provenance: str) -> None:
+    data = json.loads(path.read_text())
+    data["provenance"].update(provenance)
+    path.write_text(json.dumps(data))
+
+
+def test_shards_of_another_commit_are_refused(tmp_path):
+    paths = _shards(tmp_path, 2)
+    _edit(paths[1], commit="def456")
+    with pytest.raises(MergeError, match=r"s2/matrix.json: commit 'def456' differs .* 'abc123'"):
+        merge_runs(paths)
+
+
+def test_shards_of_another_plan_are_refused(tmp_path):
+    a = _shards(tmp_path / "a", 2)
+    b = _shards(tmp_path / "b", 2, cells=_cells({"lenet1", "two_linear"}))
+    with pytest.raises(MergeError, match="plan .* differs"):
+        merge_runs([a[0], b[1]])
+
+
+def test_a_missing_or_doubled_shard_is_refused(tmp_path):
+    paths = _shards(tmp_path, 3)
+    with pytest.raises(MergeError, match=r"shard\(s\) \['3/3'\] missing"):
+        merge_runs(paths[:2])
+    with pytest.raises(MergeError, match="shard 1/3 given twice"):
+        merge_runs([paths[0], paths[0], paths[1], paths[2]])
+
+
+def test_a_cell_in_two_shards_is_refused(tmp_path):
+    paths = _shards(tmp_path, 2)
+    one = json.loads(paths[0].read_text())
+    two = json.loads(paths[1].read_text())
+    two["cells"].append(one["cells"][0])
+    two["provenance"]["plan_index"] += "," + one["provenance"]["plan_index"].split(",")[0]
+    paths[1].write_text(json.dumps(two))
+    with pytest.raises(MergeError, match="is in .* and in"):
+        merge_runs(paths)
+
+
+def test_a_report_that_is_no_shard_is_refused(tmp_path):
+    run = Run(run_id="plain", started="2026-12-02T10:00:00+00:00", provenance={"commit": "abc"})
+    write_reports(run, tmp_path / "plain")
+    with pytest.raises(MergeError, match="not a shard report"):
+        merge_runs([tmp_path / "plain"])
+    assert main_merge([tmp_path / "nowhere.json"], tmp_path / "o") == 2
+
+
+@pytest.mark.parametrize(("text", "message"), [("0/2", "between 1 and N"), ("3/2", "between 1 and N"),
+                                               ("a/b", "expected I/N"), ("1", "expected I/N")])
+def test_bad_shard_arguments_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_shard(text)
