@@ -5,6 +5,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from harness.codec import _hugepages
 from harness.codec._io import (
     Dest,
     Reader,
@@ -86,9 +87,12 @@ def _read_entries(r: Reader) -> dict[str, torch.Tensor]:
     # below from the same offset (nothing is consumed until the fast parse has succeeded),
     # so values, errors and offsets are exactly the general path's.
     peek = getattr(r.f, "peek", None) if type(r) is Reader and r.end is not None else None
+    # Records that go into huge-page backed memory take the general path.
+    hugepage_min = _hugepages.MIN_BYTES
+    fast_max = _FAST_MAX_BYTES if hugepage_min is None else min(_FAST_MAX_BYTES, hugepage_min - 1)
     for i in range(count):
         if peek is not None:
-            fast = _read_common_entry(r, peek, out)
+            fast = _read_common_entry(r, peek, out, fast_max)
             if fast is not None:
                 out[fast[0]] = fast[1]
                 continue
@@ -101,10 +105,11 @@ def _read_entries(r: Reader) -> dict[str, torch.Tensor]:
     return out
 
 
-def _read_common_entry(r: Reader, peek: Callable[[int], bytes],
-                       seen: Mapping[str, torch.Tensor]) -> tuple[str, torch.Tensor] | None:
+def _read_common_entry(r: Reader, peek: Callable[[int], bytes], seen: Mapping[str, torch.Tensor],
+                       max_bytes: int) -> tuple[str, torch.Tensor] | None:
     """One entry in its common form, parsed from the stream's buffer; None (nothing read)
-    when it is not that form or its key is in ``seen`` (the general path raises for it).
+    when it is not that form, its data is over ``max_bytes``, or its key is in ``seen``
+    (the general path raises for it).
     Same result as :func:`read_str` + :func:`read_tensor_record`."""
     head = peek(_PEEK)
     n = len(head)
@@ -143,7 +148,7 @@ def _read_common_entry(r: Reader, peek: Callable[[int], bytes],
         numel *= value
     nbytes = numel * ITEMSIZE[code]
     end = r.end
-    if not nbytes or nbytes > _FAST_MAX_BYTES or end is None or nbytes > end - r.offset - p:
+    if not nbytes or nbytes > max_bytes or end is None or nbytes > end - r.offset - p:
         return None
     r.f.read(p)
     r.offset += p
