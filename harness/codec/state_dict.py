@@ -13,7 +13,7 @@ from harness.codec._io import (
     check_mmap_flag,
     open_dest,
     open_mapped,
-    open_source,
+    open_read_ahead,
     read_str,
     read_uleb,
     write_str,
@@ -70,7 +70,7 @@ def read_state_dict(source: Source, *, mmap: bool = False) -> dict[str, torch.Te
     if mmap:
         with open_mapped(source) as r:
             return _read_entries(r)
-    with open_source(source) as f:
+    with open_read_ahead(source) as f:
         return _read_entries(Reader(f))
 
 

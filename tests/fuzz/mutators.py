@@ -352,10 +352,11 @@ READERS: dict[str, Callable[..., object]] = {
 def modes_for(reader: str) -> tuple[str, ...]:
     """How ``reader`` is fed: from a seekable BytesIO, a seekable BufferedReader (what
     ``open(path, "rb")`` gives: it has ``peek``, which the state-dict reader's fast path
-    uses), a non-seekable stream (the codec's pipe path) and, where the reader takes
+    uses), a non-seekable stream (the codec's pipe path), a path (the state-dict reader
+    reads a path through its own read-ahead window) and, where the reader takes
     ``mmap=`` (newer codec), a mapped temporary file."""
     has_mmap = "mmap" in inspect.signature(READERS[reader]).parameters
-    modes = ("seekable", "buffered", "pipe", "mmap") if has_mmap else ("seekable", "buffered", "pipe")
+    modes = ("seekable", "buffered", "pipe", "path", "mmap") if has_mmap else ("seekable", "buffered", "pipe", "path")
     if _hugepages is not None:
         modes += ("seekable+hugepage", "mmap+hugepage") if has_mmap else ("seekable+hugepage",)
     return modes
@@ -408,12 +409,12 @@ def call_reader(reader: str, data: bytes, mode: str = "seekable") -> object:
             return call_reader(reader, data, mode[:-len("+hugepage")])
     if mode == "buffered":
         return READERS[reader](io.BufferedReader(io.BytesIO(data)))  # type: ignore[arg-type]
-    if mode != "mmap":
+    if mode not in ("mmap", "path"):
         return READERS[reader](open_input(data, mode == "seekable"))
     path = _TMP / f"{reader}-{os.getpid()}.dat"
     path.write_bytes(data)
     try:
-        return READERS[reader](path, mmap=True)
+        return READERS[reader](path, mmap=True) if mode == "mmap" else READERS[reader](path)
     finally:
         path.unlink()  # a mapping still held by returned views stays valid (Linux)
 
