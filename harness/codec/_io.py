@@ -352,12 +352,14 @@ class ReadAhead:
     results as a BufferedReader: ``read(n)``/``readinto`` return fewer bytes only at the end
     of the file; ``seek``/``tell`` are file positions."""
 
-    __slots__ = ("raw", "buf", "view", "pos", "end")
+    __slots__ = ("raw", "buf", "view", "pinned", "address", "pos", "end")
 
     def __init__(self, raw: io.RawIOBase, window: int = 0) -> None:
         self.raw = raw
         self.buf = bytearray(window or WINDOW)
-        self.view = memoryview(self.buf)
+        self.view = memoryview(self.buf)  # (also pins the buffer: a bytearray with exports cannot move)
+        self.pinned = ctypes.c_char.from_buffer(self.buf)
+        self.address = ctypes.addressof(self.pinned)
         self.pos = self.end = 0  # unread bytes: buf[pos:end]
 
     def seekable(self) -> bool:
@@ -403,6 +405,21 @@ class ReadAhead:
         out = bytearray(n)
         got = self.readinto(memoryview(out))
         return bytes(out[:got]) if got < n else bytes(out)
+
+    def skip(self, n: int) -> None:
+        """Consume ``n`` bytes that a :meth:`peek` just returned."""
+        self.pos += n
+
+    def copy_to(self, address: int, n: int) -> int:
+        """:meth:`readinto` the ``n`` bytes of memory at ``address`` (a fresh tensor's data,
+        alive for the call): from the window with one ``memmove`` when it holds them (no
+        memoryview or ctypes array made), else through :meth:`readinto`."""
+        pos = self.pos
+        if n <= self.end - pos:
+            ctypes.memmove(address, self.address + pos, n)
+            self.pos = pos + n
+            return n
+        return self.readinto(memoryview((ctypes.c_ubyte * n).from_address(address)).cast("B"))
 
     def readinto(self, b: memoryview | bytearray) -> int:
         view = memoryview(b).cast("B") if not isinstance(b, memoryview) or b.format != "B" else b

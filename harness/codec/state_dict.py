@@ -8,6 +8,7 @@ import torch
 from harness.codec import _hugepages
 from harness.codec._io import (
     Dest,
+    ReadAhead,
     Reader,
     Source,
     check_mmap_flag,
@@ -20,7 +21,7 @@ from harness.codec._io import (
     write_uleb,
 )
 from harness.codec.dtypes import BYTES_VIEW, CODE_TO_DTYPE, DTYPE_TO_CODE, ITEMSIZE, QUANTIZED_REPR
-from harness.codec.errors import DuplicateKeyError, InvalidValueError
+from harness.codec.errors import DuplicateKeyError, InvalidValueError, TruncatedError
 from harness.codec.tensor import (
     PLAIN_TENSOR_TYPES,
     byte_view,
@@ -150,11 +151,22 @@ def _read_common_entry(r: Reader, peek: Callable[[int], bytes], seen: Mapping[st
     end = r.end
     if not nbytes or nbytes > max_bytes or end is None or nbytes > end - r.offset - p:
         return None
-    r.f.read(p)
-    r.offset += p
+    f: object = r.f  # (a ReadAhead where the reader opened a path; typed as a stream)
     storage = BYTES_VIEW.get(dtype, dtype)
     out = torch.empty(shape, dtype=storage)
-    r.into(byte_view(out, nbytes), f"tensor {key!r}", " data")
+    if type(f) is ReadAhead:
+        # (the cheapest form of the same read: skip the header peeked, memmove the data)
+        f.skip(p)
+        r.offset += p
+        got = f.copy_to(out.data_ptr(), nbytes)
+        if got < nbytes:  # the file shrank since its size was taken: as Reader.into says it
+            raise TruncatedError(f"tensor {key!r} data", r.offset,
+                                 f"file ends after {got} of the {nbytes} bytes needed")
+        r.offset += nbytes
+    else:
+        r.f.read(p)
+        r.offset += p
+        r.into(byte_view(out, nbytes), f"tensor {key!r}", " data")
     return key, (out.view(dtype) if storage is not dtype else out)
 
 
