@@ -7,6 +7,7 @@ layouts: docs/format.md; policies: README.md beside this file. ``source``/``dest
 Ours:      read_tensor(source, *, mmap=False) / write_tensor(dest, tensor)
            read_state_dict(source, *, mmap=False) / write_state_dict(dest, state_dict)
            (mmap=True, paths only: tensors view the copy-on-write mapped file; README.md)
+           hugepage_loads() -> str: which memory large records are read into, and why
            read_optimizer(source) / write_optimizer(dest, record)
            optimizer_record_from_torch(optimizer)
            optimizer_record_from_state_dict(class_name, state_dict, param_shapes=None)
@@ -16,6 +17,7 @@ Upstream's names (drop-in for TorchSharp's exportsd.py / importsd.py):
            save_state_dict(state_dict, f), load_state_dict(f), save_sgd ... save_adagrad(optim, f)
            (upstream's ``write_tensor(t, file_name)`` lives in ``harness.codec.exportsd``)
 """
+from harness.codec._hugepages import describe as hugepage_loads
 from harness.codec.errors import (
     CodecError,
     DuplicateKeyError,
@@ -71,7 +73,8 @@ OPTIMIZERS = {layout.ts_name: layout for layout in _LAYOUTS}
 
 __all__ = [
     # ours
-    "OPTIMIZERS", "OptimizerRecord", "optimizer_record_from_state_dict", "optimizer_record_from_torch",
+    "OPTIMIZERS", "OptimizerRecord", "hugepage_loads", "optimizer_record_from_state_dict",
+    "optimizer_record_from_torch",
     "optimizer_record_to_state_dict", "read_optimizer", "read_state_dict", "read_tensor", "save_optimizer",
     "write_optimizer", "write_state_dict", "write_tensor",
     # upstream's names

@@ -5,21 +5,23 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from harness.codec import _hugepages
 from harness.codec._io import (
     Dest,
+    ReadAhead,
     Reader,
     Source,
     check_mmap_flag,
     open_dest,
     open_mapped,
-    open_source,
+    open_read_ahead,
     read_str,
     read_uleb,
     write_str,
     write_uleb,
 )
 from harness.codec.dtypes import BYTES_VIEW, CODE_TO_DTYPE, DTYPE_TO_CODE, ITEMSIZE, QUANTIZED_REPR
-from harness.codec.errors import DuplicateKeyError, InvalidValueError
+from harness.codec.errors import DuplicateKeyError, InvalidValueError, TruncatedError
 from harness.codec.tensor import (
     PLAIN_TENSOR_TYPES,
     byte_view,
@@ -69,7 +71,7 @@ def read_state_dict(source: Source, *, mmap: bool = False) -> dict[str, torch.Te
     if mmap:
         with open_mapped(source) as r:
             return _read_entries(r)
-    with open_source(source) as f:
+    with open_read_ahead(source) as f:
         return _read_entries(Reader(f))
 
 
@@ -86,9 +88,12 @@ def _read_entries(r: Reader) -> dict[str, torch.Tensor]:
     # below from the same offset (nothing is consumed until the fast parse has succeeded),
     # so values, errors and offsets are exactly the general path's.
     peek = getattr(r.f, "peek", None) if type(r) is Reader and r.end is not None else None
+    # Records that go into huge-page backed memory take the general path.
+    hugepage_min = _hugepages.MIN_BYTES
+    fast_max = _FAST_MAX_BYTES if hugepage_min is None else min(_FAST_MAX_BYTES, hugepage_min - 1)
     for i in range(count):
         if peek is not None:
-            fast = _read_common_entry(r, peek, out)
+            fast = _read_common_entry(r, peek, out, fast_max)
             if fast is not None:
                 out[fast[0]] = fast[1]
                 continue
@@ -101,10 +106,11 @@ def _read_entries(r: Reader) -> dict[str, torch.Tensor]:
     return out
 
 
-def _read_common_entry(r: Reader, peek: Callable[[int], bytes],
-                       seen: Mapping[str, torch.Tensor]) -> tuple[str, torch.Tensor] | None:
+def _read_common_entry(r: Reader, peek: Callable[[int], bytes], seen: Mapping[str, torch.Tensor],
+                       max_bytes: int) -> tuple[str, torch.Tensor] | None:
     """One entry in its common form, parsed from the stream's buffer; None (nothing read)
-    when it is not that form or its key is in ``seen`` (the general path raises for it).
+    when it is not that form, its data is over ``max_bytes``, or its key is in ``seen``
+    (the general path raises for it).
     Same result as :func:`read_str` + :func:`read_tensor_record`."""
     head = peek(_PEEK)
     n = len(head)
@@ -143,13 +149,24 @@ def _read_common_entry(r: Reader, peek: Callable[[int], bytes],
         numel *= value
     nbytes = numel * ITEMSIZE[code]
     end = r.end
-    if not nbytes or nbytes > _FAST_MAX_BYTES or end is None or nbytes > end - r.offset - p:
+    if not nbytes or nbytes > max_bytes or end is None or nbytes > end - r.offset - p:
         return None
-    r.f.read(p)
-    r.offset += p
+    f: object = r.f  # (a ReadAhead where the reader opened a path; typed as a stream)
     storage = BYTES_VIEW.get(dtype, dtype)
     out = torch.empty(shape, dtype=storage)
-    r.into(byte_view(out, nbytes), f"tensor {key!r}", " data")
+    if type(f) is ReadAhead:
+        # (the cheapest form of the same read: skip the header peeked, memmove the data)
+        f.skip(p)
+        r.offset += p
+        got = f.copy_to(out.data_ptr(), nbytes)
+        if got < nbytes:  # the file shrank since its size was taken: as Reader.into says it
+            raise TruncatedError(f"tensor {key!r} data", r.offset,
+                                 f"file ends after {got} of the {nbytes} bytes needed")
+        r.offset += nbytes
+    else:
+        r.f.read(p)
+        r.offset += p
+        r.into(byte_view(out, nbytes), f"tensor {key!r}", " data")
     return key, (out.view(dtype) if storage is not dtype else out)
 
 

@@ -23,6 +23,7 @@ import sys
 
 import torch
 
+from harness.codec import _hugepages
 from harness.codec._io import (
     CHUNK,
     SMALL_WRITE,
@@ -89,6 +90,18 @@ def byte_view(t: torch.Tensor, nbytes: int) -> memoryview:
     return memoryview(array).cast("B")
 
 
+def fresh_tensor(shape: list[int], storage: torch.dtype, numel: int, nbytes: int,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """A new contiguous tensor of ``shape`` and ``storage`` dtype (``nbytes`` bytes, read
+    as ``dtype``) whose memory the caller fills: a huge-page advised anonymous mapping for a
+    large non-quantized record (:mod:`harness.codec._hugepages`; the tensor holds the
+    mapping), else ``torch.empty``."""
+    big = _hugepages.new_buffer(nbytes) if nbytes and dtype not in QUANTIZED_REPR else None
+    if big is None:
+        return torch.empty(shape, dtype=storage)
+    return torch.frombuffer(big, dtype=storage, count=numel).reshape(shape)
+
+
 def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     """Read one tensor record. Inverse of :func:`write_tensor_record`."""
     # (field names are built only when raising: this runs once per tensor)
@@ -144,11 +157,14 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
             # offset; libtorch assumes naturally aligned elements (alignof == element size,
             # c10::complex<double> is alignas(16)): a misaligned complex128 view crashes
             # clone() with SIGSEGV. Such a record is copied (byte-wise) into fresh memory.
-            out = torch.empty(shape, dtype=storage)
+            out = fresh_tensor(shape, storage, numel, nbytes, dtype)
             out.reshape(-1).view(torch.uint8).copy_(
                 torch.frombuffer(buffer, dtype=torch.uint8, count=nbytes, offset=at))
     elif r.remaining is not None or nbytes <= CHUNK:
-        out = torch.empty(shape, dtype=storage)
+        # A size checked against the file may go into huge-page backed memory (allocated
+        # before the bytes arrive); from a pipe only small records are allocated up front.
+        out = (fresh_tensor(shape, storage, numel, nbytes, dtype) if r.remaining is not None
+               else torch.empty(shape, dtype=storage))
         if nbytes:
             r.into(byte_view(out, nbytes), name, " data")
     else:

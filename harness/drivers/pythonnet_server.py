@@ -410,7 +410,7 @@ class ModuleFactory:
 
 
 # --- optimizers ------------------------------------------------------------------------------
-# One row per optimizer, from PyTorch's signatures and FORMAT.md's table: TorchSharp class,
+# One row per optimizer, from PyTorch's signatures and docs/format.md's table: TorchSharp class,
 # PyTorch kwargs with PyTorch's defaults, kwargs TorchSharp has no field for (accepted only
 # when null/false), option fields after initial_lr/lr and per-parameter state fields.
 _NO_FIELD = ("foreach", "capturable", "differentiable")

@@ -82,7 +82,7 @@ def test_file_objects_are_written_as_given_and_left_open() -> None:
 def test_public_api() -> None:
     ours = {"read_tensor", "write_tensor", "read_state_dict", "write_state_dict", "read_optimizer", "write_optimizer",
             "optimizer_record_from_torch", "optimizer_record_from_state_dict", "optimizer_record_to_state_dict",
-            "save_optimizer", "OPTIMIZERS", "OptimizerRecord"}
+            "save_optimizer", "OPTIMIZERS", "OptimizerRecord", "hugepage_loads"}
     upstream = {"save_state_dict", "load_state_dict", *(f"save_{n}" for n in (
         "sgd", "asgd", "rprop", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta", "adagrad"))}
     errors = {n for n in codec.__all__ if n.endswith("Error")}

@@ -17,8 +17,11 @@ Shared by ``tests/fuzz/test_hostile_input.py`` (seeded, bounded, CI) and
   earlier mutations moved the fields past the end.
 * :func:`read_one` feeds bytes to one reader, from a seekable ``BytesIO``, from a
   non-seekable stream (a pipe: the codec cannot know the size and takes its other path) or,
-  where the reader has ``mmap=``, from a mapped temporary file (:func:`modes_for`), and returns
-  ``"ok"`` or ``"ErrorClass @ field"``. Anything that is not a
+  where the reader has ``mmap=``, from a mapped temporary file (:func:`modes_for`); modes
+  ending in ``+hugepage`` do the same with the codec's huge-page load path forced on for
+  every record (``harness.codec._hugepages.MIN_BYTES = 1``, the one non-public knob used
+  here, where the codec has it), and returns ``"ok"`` or ``"ErrorClass @ field"``. Anything
+  that is not a
   ``codec.CodecError`` propagates: that is the bug the fuzzers look for. A value read
   back is checked too: its tensors cannot hold more bytes than the input had.
 * :func:`memory_cap` lowers ``RLIMIT_AS`` to the current address space plus a headroom, so
@@ -45,6 +48,11 @@ from pathlib import Path
 import torch
 
 from harness import codec
+
+try:  # the codec's huge-page load path (newer codec): forced on by the "+hugepage" modes
+    from harness.codec import _hugepages
+except ImportError:  # pragma: no cover - an older codec
+    _hugepages = None  # type: ignore[assignment]
 
 # --- the format, from docs/format.md (independent of the codec's own tables) ----------------
 ITEMSIZE = {0: 1, 1: 1, 2: 2, 3: 4, 4: 8, 5: 2, 6: 4, 7: 8, 9: 8, 10: 16, 11: 1, 12: 1, 13: 1, 14: 4, 15: 2}
@@ -345,10 +353,27 @@ READERS: dict[str, Callable[..., object]] = {
 def modes_for(reader: str) -> tuple[str, ...]:
     """How ``reader`` is fed: from a seekable BytesIO, a seekable BufferedReader (what
     ``open(path, "rb")`` gives: it has ``peek``, which the state-dict reader's fast path
-    uses), a non-seekable stream (the codec's pipe path) and, where the reader takes
+    uses), a non-seekable stream (the codec's pipe path), a path (the state-dict reader
+    reads a path through its own read-ahead window) and, where the reader takes
     ``mmap=`` (newer codec), a mapped temporary file."""
     has_mmap = "mmap" in inspect.signature(READERS[reader]).parameters
-    return ("seekable", "buffered", "pipe", "mmap") if has_mmap else ("seekable", "buffered", "pipe")
+    modes = ("seekable", "buffered", "pipe", "path", "mmap") if has_mmap else ("seekable", "buffered", "pipe", "path")
+    if _hugepages is not None:
+        modes += ("seekable+hugepage", "mmap+hugepage") if has_mmap else ("seekable+hugepage",)
+    return modes
+
+
+@contextlib.contextmanager
+def _forced_hugepages() -> Iterator[None]:
+    """Every non-empty record the codec allocates for goes the huge-page load path (an
+    anonymous mapping per record) for the duration."""
+    assert _hugepages is not None
+    saved = _hugepages.MIN_BYTES
+    _hugepages.MIN_BYTES = 1
+    try:
+        yield
+    finally:
+        _hugepages.MIN_BYTES = saved
 
 
 _TMP = Path(tempfile.mkdtemp(prefix="codec-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
@@ -380,14 +405,17 @@ def open_input(data: bytes, seekable: bool = True) -> io.IOBase:
 
 def call_reader(reader: str, data: bytes, mode: str = "seekable") -> object:
     """``reader`` over ``data`` fed as ``mode``; returns the value or raises what the reader raises."""
+    if mode.endswith("+hugepage"):
+        with _forced_hugepages():
+            return call_reader(reader, data, mode[:-len("+hugepage")])
     if mode == "buffered":
         return READERS[reader](io.BufferedReader(io.BytesIO(data)))  # type: ignore[arg-type]
-    if mode != "mmap":
+    if mode not in ("mmap", "path"):
         return READERS[reader](open_input(data, mode == "seekable"))
     path = _TMP / f"{reader}-{os.getpid()}.dat"
     path.write_bytes(data)
     try:
-        return READERS[reader](path, mmap=True)
+        return READERS[reader](path, mmap=True) if mode == "mmap" else READERS[reader](path)
     finally:
         path.unlink()  # a mapping still held by returned views stays valid (Linux)
 

@@ -1,10 +1,12 @@
 """Hostile input: a mutated valid file only ever gives a value or the codec's typed error.
 
 Every input goes to every reader (the matching one and the two others), from a seekable
-``BytesIO``, from a seekable ``BufferedReader`` (what ``open(path, "rb")`` gives; the
-state-dict reader's peek fast path must then give exactly what its general path gives),
+``BytesIO``, from a seekable ``BufferedReader`` (the state-dict reader's peek fast path must then give
+exactly what its general path gives), from a path (read through the state-dict reader's
+own read-ahead window: the same again),
 from a non-seekable stream (the codec's pipe path) and, where the reader takes ``mmap=``,
-from a mapped temporary file, under an
+from a mapped temporary file; the seekable and mapped ways again with the huge-page load
+path forced on for every record (its outcome must equal the plain path's exactly), under an
 address-space cap (so an allocation sized from a lying header fails loudly) and a
 per-input alarm (so a hang fails instead of blocking CI). Bounded and seeded for CI
 (about 300 hypothesis examples in all, derandomized; the whole file runs in seconds);
@@ -80,6 +82,15 @@ def read_everything(data: bytes) -> dict[str, str]:
     # The state-dict reader's fast path (BufferedReader.peek) must give exactly what the
     # general path gives: same values, or the same error at the same field and offset.
     assert exact_outcome("state_dict", data, "buffered") == exact_outcome("state_dict", data, "seekable")
+    # ... and so must its read-ahead window over a path.
+    assert exact_outcome("state_dict", data, "path") == exact_outcome("state_dict", data, "seekable")
+    # The huge-page load path (forced on for every record) must give exactly what the
+    # plain path gives: same values, or the same error at the same field and offset.
+    for reader in READERS:
+        for mode in modes_for(reader):
+            if mode.endswith("+hugepage"):
+                plain = mode[:-len("+hugepage")]
+                assert exact_outcome(reader, data, mode) == exact_outcome(reader, data, plain), (reader, mode)
     return out
 
 
