@@ -52,17 +52,14 @@ from harness.codec.exportsd import (
     save_state_dict,
 )
 from harness.codec.importsd import load_state_dict
-from harness.codec.optim import (
-    LAYOUTS as _LAYOUTS,
-)
-from harness.codec.optim import (
-    OptimizerRecord,
+from harness.codec.optim import read_optimizer, write_optimizer
+from harness.codec.optim_layouts import LAYOUTS as _LAYOUTS
+from harness.codec.optim_layouts import OptimizerRecord
+from harness.codec.optim_torch import (
     optimizer_record_from_state_dict,
     optimizer_record_from_torch,
     optimizer_record_to_state_dict,
-    read_optimizer,
     save_optimizer,
-    write_optimizer,
 )
 from harness.codec.state_dict import read_state_dict, write_state_dict
 from harness.codec.tensor import read_tensor, write_tensor

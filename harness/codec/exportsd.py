@@ -10,7 +10,7 @@ from typing import IO, BinaryIO
 
 import torch
 
-from harness.codec import optim as _optim
+from harness.codec import optim_torch as _optim
 from harness.codec import state_dict as _sd
 from harness.codec import tensor as _tensor
 from harness.codec._io import Dest

@@ -8,18 +8,17 @@ import torch
 from harness.codec import _hugepages
 from harness.codec._io import (
     Dest,
-    ReadAhead,
     Reader,
     Source,
     check_mmap_flag,
     open_dest,
     open_mapped,
-    open_read_ahead,
     read_str,
     read_uleb,
     write_str,
     write_uleb,
 )
+from harness.codec._read_ahead import ReadAhead, open_read_ahead
 from harness.codec.dtypes import BYTES_VIEW, CODE_TO_DTYPE, DTYPE_TO_CODE, ITEMSIZE, QUANTIZED_REPR
 from harness.codec.errors import DuplicateKeyError, InvalidValueError, TruncatedError
 from harness.codec.tensor import (

@@ -212,7 +212,7 @@ def test_upstream_savers_and_optimizers_table() -> None:
 
 
 def test_option_torch_lacks_is_dropped_at_default_and_refused_otherwise(monkeypatch) -> None:
-    from harness.codec import optim as o
+    from harness.codec import optim_torch as o
     net, opt = _build("SGD")
     rec = codec.optimizer_record_from_torch(opt)
     fake_defaults = {k: v for k, v in opt.defaults.items() if k != "maximize"}

@@ -1,4 +1,4 @@
-"""``_io.ReadAhead``, the window the state-dict reader reads a path through: every sequence of
+"""``_read_ahead.ReadAhead``, the window the state-dict reader reads a path through: every sequence of
 ``read``/``readinto``/``peek``/``tell``/``seek`` gives what ``io.BufferedReader`` over the same
 bytes gives (windows of a few bytes, so refills, requests straddling the window and requests
 bigger than it all happen), and state dicts read through it equal those read from a
@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import codec
-from harness.codec import _io
+from harness.codec import _read_ahead
 from tests.codec._util import assert_same_tensor
 from tests.codec.test_tensors import EXAMPLES, tensors
 
@@ -24,7 +24,7 @@ OPS = st.lists(st.tuples(st.sampled_from(["read", "readinto", "peek", "tell", "s
 
 @given(data=st.binary(max_size=120), window=st.integers(1, 17), ops=OPS)
 def test_behaves_as_a_buffered_reader(data: bytes, window: int, ops: list[tuple[str, int]]) -> None:
-    ours = _io.ReadAhead(io.FileIO(_tmp_file(data), "rb"), window)
+    ours = _read_ahead.ReadAhead(io.FileIO(_tmp_file(data), "rb"), window)
     ref = io.BufferedReader(io.BytesIO(data), 8)
     for op, n in ops:
         if op == "read":
@@ -69,12 +69,12 @@ def test_state_dicts_read_through_it_equal_a_bytes_io_read(window: int, sd: dict
     codec.write_state_dict(buf, sd)
     data = buf.getvalue()
     path = _tmp_file(data)
-    saved = _io.WINDOW
+    saved = _read_ahead.WINDOW
     try:
-        _io.WINDOW = window
+        _read_ahead.WINDOW = window
         back = codec.read_state_dict(path)
     finally:
-        _io.WINDOW = saved
+        _read_ahead.WINDOW = saved
     assert list(back) == list(sd)
     for k, t in sd.items():
         assert_same_tensor(back[k], t, k)
@@ -85,9 +85,9 @@ def test_errors_equal_a_bytes_io_read(window: int, tmp_path) -> None:
     path = tmp_path / "sd.dat"
     codec.write_state_dict(path, {str(i): t for i, t in enumerate(EXAMPLES) if not t.is_quantized})
     data = path.read_bytes()
-    saved = _io.WINDOW
+    saved = _read_ahead.WINDOW
     try:
-        _io.WINDOW = window
+        _read_ahead.WINDOW = window
         for cut in list(range(0, len(data), 7)) + [len(data) - 1]:
             cut_path = tmp_path / "cut.dat"
             cut_path.write_bytes(data[:cut] + (b"\x00" if cut % 2 else b""))
@@ -100,4 +100,4 @@ def test_errors_equal_a_bytes_io_read(window: int, tmp_path) -> None:
                     outcomes.append((type(exc), exc.field, exc.offset, str(exc)))
             assert outcomes[0] == outcomes[1] != "ok", cut
     finally:
-        _io.WINDOW = saved
+        _read_ahead.WINDOW = saved

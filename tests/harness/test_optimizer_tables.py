@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import oracle
-from harness.codec import optim as codec_optim
+from harness.codec import optim_layouts as codec_optim
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIMIZERS_CS = ROOT / "dotnet" / "Worker" / "Optimizers.cs"

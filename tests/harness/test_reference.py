@@ -11,7 +11,7 @@ import torch
 
 from harness import reference, torch_build
 from harness.cases import load_catalogue
-from harness.codec.optim import optimizer_record_from_torch
+from harness.codec.optim_torch import optimizer_record_from_torch
 
 OPTIONS = {
     "SGD": {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01, "nesterov": False},
