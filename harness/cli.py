@@ -70,10 +70,7 @@ def cmd_pythonnet(args: argparse.Namespace) -> int:
     return main_pythonnet(args.script, args.args, args.torchsharp or DEFAULT_VERSION)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r = sub.add_parser("run", help="run the matrix and write reports/")
     r.add_argument("--codec", default="ours", help="codec under test: ours | module | file.py | folder")
     r.add_argument("--torchsharp", action="append",
@@ -115,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true", help="one console line per cell (default: only cells "
                    "that did not pass or skip, a progress line, and skips summarised by reason)")
     r.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
     b = sub.add_parser("build-worker", help="build the .NET worker for each TorchSharp version")
     b.add_argument("--torchsharp", action="append")
     b.add_argument("--force", action="store_true")

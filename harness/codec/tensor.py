@@ -102,8 +102,9 @@ def fresh_tensor(shape: list[int], storage: torch.dtype, numel: int, nbytes: int
     return torch.frombuffer(big, dtype=storage, count=numel).reshape(shape)
 
 
-def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
-    """Read one tensor record. Inverse of :func:`write_tensor_record`."""
+def _read_header(r: Reader, name: str) -> tuple[int, torch.dtype, list[int], int, int, int]:
+    """A record's dtype code, dtype, shape, element count, byte count and data offset, each
+    checked against what libtorch and the file can hold."""
     # (field names are built only when raising: this runs once per tensor)
     code_at = r.offset
     code = read_uleb(r, name, " dtype code")
@@ -145,6 +146,12 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
     left = r.remaining
     if left is not None and nbytes > left:
         r.check_fits(nbytes, f"{name} data", data_at, f"shape {shape} of {dtype} ({numel} elements)")
+    return code, dtype, shape, numel, nbytes, data_at
+
+
+def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
+    """Read one tensor record. Inverse of :func:`write_tensor_record`."""
+    code, dtype, shape, numel, nbytes, data_at = _read_header(r, name)
     storage = _storage_dtype(dtype)
     if isinstance(r, MappedReader) and nbytes:
         buffer, at = r.take(nbytes)
@@ -168,29 +175,34 @@ def read_tensor_record(r: Reader, name: str = "tensor") -> torch.Tensor:
         if nbytes:
             r.into(byte_view(out, nbytes), name, " data")
     else:
-        # Unknown size (a pipe): collect the bytes chunk by chunk, so a lying header cannot
-        # make us allocate more than the stream actually delivered, then copy them in.
-        pieces = []
-        got = 0
-        while got < nbytes:
-            piece = r.f.read(min(CHUNK, nbytes - got))
-            if not piece:
-                raise TruncatedError(f"{name} data", data_at, f"file ends after {got} of the {nbytes} bytes needed")
-            pieces.append(piece)
-            got += len(piece)
-        r.offset += nbytes
-        out = torch.empty(shape, dtype=storage)
-        flat = out.reshape(-1).view(torch.uint8).numpy()
-        pos = 0
-        for piece in pieces:
-            flat[pos:pos + len(piece)] = memoryview(piece)
-            pos += len(piece)
-        del pieces
+        out = _read_from_pipe(r, name, shape, storage, nbytes, data_at)
     if dtype in BYTES_VIEW:
         out = out.view(dtype)
     elif dtype in QUANTIZED_REPR:
         # (from a mapping this copies: a quantized tensor cannot view foreign memory)
         out = torch._make_per_tensor_quantized_tensor(out, 1.0, 0)
+    return out
+
+
+def _read_from_pipe(r: Reader, name: str, shape: list[int], storage: torch.dtype, nbytes: int,
+                    data_at: int) -> torch.Tensor:
+    """A big record from a stream of unknown size: the bytes are collected chunk by chunk, so
+    a lying header cannot make us allocate more than the stream actually delivered."""
+    pieces = []
+    got = 0
+    while got < nbytes:
+        piece = r.f.read(min(CHUNK, nbytes - got))
+        if not piece:
+            raise TruncatedError(f"{name} data", data_at, f"file ends after {got} of the {nbytes} bytes needed")
+        pieces.append(piece)
+        got += len(piece)
+    r.offset += nbytes
+    out = torch.empty(shape, dtype=storage)
+    flat = out.reshape(-1).view(torch.uint8).numpy()
+    pos = 0
+    for piece in pieces:
+        flat[pos:pos + len(piece)] = memoryview(piece)
+        pos += len(piece)
     return out
 
 

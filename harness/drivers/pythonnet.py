@@ -1,7 +1,7 @@
 """Second TorchSharp driver: Python code driving TorchSharp through pythonnet, in a .NET host.
 
 ```
- harness (this process, PyTorch)           dotnet build/pyhost/<v>/PyHost.dll pythonnet_server.py
+ harness (this process, PyTorch)           dotnet build/pyhost/<v>/PyHost.dll pythonnet_host/server.py
  -------------------------------           -----------------------------------------------------
   PythonnetDriver ── worker protocol ──▶    embedded CPython (Debian's libpython3.11)
                     (JSON lines, stdio)       └─ clr ──▶ TorchSharp <v> + LibTorch (never PyTorch)
@@ -9,7 +9,7 @@
 
 The host (dotnet/PyHost) is built once per TorchSharp version into ``build/pyhost/<v>/``
 (a stamp records the source hash, as for the C# worker). The server
-(harness/drivers/pythonnet_server.py) speaks the same protocol as the C# worker, so this
+(harness/drivers/pythonnet_host/server.py) speaks the same protocol as the C# worker, so this
 driver is the C# worker's driver with another process behind it; what the server cannot do
 it declines as "pythonnet driver lacks ...", which a cell reports as a skip.
 
@@ -33,7 +33,7 @@ from harness.paths import BUILD_DIR, DOTNET_DIR, ROOT
 
 HOST_PROJECT = DOTNET_DIR / "PyHost"
 BUILD_ROOT = BUILD_DIR / "pyhost"
-SERVER = Path(__file__).resolve().with_name("pythonnet_server.py")
+SERVER = Path(__file__).resolve().parent / "pythonnet_host" / "server.py"
 PYTHON_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")  # Debian's libpython3.11
 PYTHONNET_VERSION = "3.2.1"
 DRIVER_KIND = "pythonnet"  # the TorchSharp-driver axis: "csharp" (TorchSharpDriver) | "pythonnet"
@@ -67,7 +67,7 @@ def host_argv(version: str, *args: str) -> list[str]:
 
 
 class PythonnetDriver(TorchSharpDriver):
-    """TorchSharp ``version`` driven by pythonnet_server.py inside the pythonnet host.
+    """TorchSharp ``version`` driven by pythonnet_host/server.py inside the pythonnet host.
 
     Same operations as the C# worker's driver (build, load/save, step, train, forward,
     digest, tensor_roundtrip, jit_run), restarted by ``ensure_alive`` after a crash or timeout.

@@ -1,4 +1,4 @@
-"""The pythonnet driver (harness/drivers/pythonnet.py + pythonnet_server.py in dotnet/PyHost)
+"""The pythonnet driver (harness/drivers/pythonnet.py + pythonnet_host/ in dotnet/PyHost)
 against the C# worker: on the core cells both TorchSharp drivers must give the same outcome,
 and everything TorchSharp reports through them (module and optimizer digests, tensor
 round-trip digests, forward outputs) must agree byte for byte. Both run real TorchSharp.

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.drivers import pythonnet_server as srv
+from harness.drivers.pythonnet_host import pn_common as srv
+from harness.drivers.pythonnet_host import pn_loop, pn_optimizers
 
 
 def test_f64_bits_are_the_protocol_encoding() -> None:
@@ -31,7 +32,8 @@ def test_request_fields_name_what_is_wrong() -> None:
 
 
 def _fields(kind: str, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
-    return list(srv.OptimizerFactory._fields(kind, srv.OPTIMIZERS[kind], kwargs, "optimizer.groups[0]"))
+    row = pn_optimizers.OPTIMIZERS[kind]
+    return list(pn_optimizers.OptimizerFactory._fields(kind, row, kwargs, "optimizer.groups[0]"))
 
 
 def test_pytorch_kwargs_become_torchsharp_fields() -> None:
@@ -78,7 +80,7 @@ class FakeSession:
     ('{"id": 6, "op": "shutdown"}', "ok", True),
 ])
 def test_every_request_gets_one_typed_answer(line: str, status: str, done: bool) -> None:
-    response, finished = srv.handle(FakeSession(), line)  # type: ignore[arg-type]
+    response, finished = pn_loop.handle(FakeSession().ops, line)
     assert response["status"] == status
     assert finished is done
     json.dumps(response)  # always serialisable
