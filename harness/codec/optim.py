@@ -21,7 +21,6 @@ from harness.codec._io import (
     Dest,
     Reader,
     Source,
-    open_dest,
     open_source,
     read_bool,
     read_f64,
@@ -34,6 +33,7 @@ from harness.codec._io import (
     write_str,
     write_uleb,
 )
+from harness.codec._sink import open_dest
 from harness.codec.errors import InvalidValueError, OptimizerFormatError
 from harness.codec.optim_layouts import Layout, OptimizerRecord, Value, _layout_for_ts
 from harness.codec.tensor import check_tensor, read_tensor_record, write_tensor_record

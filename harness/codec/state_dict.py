@@ -11,13 +11,13 @@ from harness.codec._io import (
     Reader,
     Source,
     check_mmap_flag,
-    open_dest,
     open_mapped,
     read_str,
     read_uleb,
     write_str,
     write_uleb,
 )
+from harness.codec._sink import open_dest
 from harness.codec._read_ahead import ReadAhead, open_read_ahead
 from harness.codec.dtypes import BYTES_VIEW, CODE_TO_DTYPE, DTYPE_TO_CODE, ITEMSIZE, QUANTIZED_REPR
 from harness.codec.errors import DuplicateKeyError, InvalidValueError, TruncatedError

@@ -26,22 +26,19 @@ import torch
 from harness.codec import _hugepages
 from harness.codec._io import (
     CHUNK,
-    SMALL_WRITE,
     Dest,
     MappedReader,
     Reader,
-    Sink,
     Source,
     Stream,
     check_dim,
     check_mmap_flag,
-    open_dest,
     open_mapped,
     open_source,
     read_uleb,
-    write_all,
     write_uleb,
 )
+from harness.codec._sink import SMALL_WRITE, Sink, open_dest, write_all
 from harness.codec.dtypes import (
     BYTES_VIEW,
     CODE_TO_DTYPE,
