@@ -56,6 +56,10 @@ class ReproSpec:
     codec: str = "ours"
     cases: str = str(CASES_DIR)
     torchsharp_env: tuple[tuple[str, str], ...] = ()
+    # A column built from source: what built it (harness/torchsharp_source.py).
+    torchsharp_source: str | None = None
+    torchsharp_patches: tuple[str, ...] = ()
+    torchsharp_label: str | None = None
 
 
 def _saved_codec(folder: Path, spec: str) -> str:
@@ -93,9 +97,17 @@ def write_repro(folder: Path, cell: Cell, result: CellResult, repro: ReproSpec |
     q = shlex.quote
     codec_arg = f'"$here"/{q(codec)}' if codec.startswith("codec/") else q(codec)
     env = "".join(f" --torchsharp-env {q(f'{k}={v}')}" for k, v in repro.torchsharp_env)
+    version, _, driver = cell.torchsharp.partition("@")  # "0.107.0@pythonnet": the second driver
+    version, plus, _ = version.partition("+")  # "0.107.0+fix": a build from source
+    source = ""
+    if plus and repro.torchsharp_source:
+        source = (f" --torchsharp-source {q(repro.torchsharp_source)}"
+                  + "".join(f" --torchsharp-patch {q(p)}" for p in repro.torchsharp_patches)
+                  + (f" --torchsharp-label {q(repro.torchsharp_label)}" if repro.torchsharp_label else ""))
     command = (f"{q(repro.interpreter)} -m harness run --case {q(case.name)} --check {cell.check} "
-               f"--pytorch {q(repro.pytorch)} --torchsharp {q(cell.torchsharp)} --device {cell.device} "
-               f"--codec {codec_arg} --cases {q(repro.cases)}{env} --run-id repro-{q(folder.name)} --keep -v")
+               f"--pytorch {q(repro.pytorch)} --torchsharp {q(version)} --driver {driver or 'csharp'}{source} "
+               f"--device {cell.device} --codec {codec_arg} --cases {q(repro.cases)}{env} -k {q(cell.id)} "
+               f"--jobs 1 --run-id repro-{q(folder.name)} --keep -v")
     (folder / "repro.sh").write_text(
         "#!/bin/sh\n# Replays just this cell, with the interpreter, PyTorch, codec and cases of the run\n"
         "# that made it; the files beside this script are its inputs and outputs.\n"

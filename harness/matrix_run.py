@@ -57,8 +57,11 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
     plan: list[tuple[CellRunner, Cell]] = []
     provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit()}
     for label, py in pythons:
+        source = str(Path(args.torchsharp_source).resolve()) if args.torchsharp_source else None
+        patches = tuple(str(Path(p).resolve()) for p in args.torchsharp_patch or ())
         repro = ReproSpec(pytorch=label, codec=args.codec, cases=str(Path(args.cases).resolve()),
-                          torchsharp_env=tuple(args.torchsharp_env))
+                          torchsharp_env=tuple(args.torchsharp_env), torchsharp_source=source,
+                          torchsharp_patches=patches, torchsharp_label=args.torchsharp_label)
         runner = CellRunner(py, ts, Path(args.cells_dir) if args.cells_dir else out / "cells", expected,
                             keep_passing=args.keep, repro=repro)
         if isinstance(py, PythonDriver):

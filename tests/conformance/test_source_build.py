@@ -143,7 +143,8 @@ def test_cli_source_column_and_column_diff(tmp_path, builds):
     of the two columns lists exactly RAdam's continue cells as fixed."""
     out = tmp_path / "reports"
     argv = [sys.executable, "-m", "harness", "run", "--out", str(out), "--run-id", "r", "--pytorch", "host",
-            "--torchsharp", "default", "--device", "cpu", "--case", "radam_two_groups", "--case", "adam_two_groups",
+            "--torchsharp", "default", "--driver", "csharp", "--device", "cpu",
+            "--case", "radam_two_groups", "--case", "adam_two_groups",
             "--torchsharp-source", str(TARBALL),
             "--torchsharp-patch", str(PATCH_DIR / "radam-lr-applied-twice.patch"), "--torchsharp-label", "radam-fix"]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -174,7 +175,7 @@ def test_cli_patch_that_does_not_apply_makes_the_column_unavailable_and_the_run_
         "param.add_(t6 * lr * adaptive_lr", "param.add_(t6 * lr * lr * adaptive_lr"))
     out = tmp_path / "reports"
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--out", str(out), "--run-id", "r",
-                           "--pytorch", "host", "--torchsharp", "default", "--device", "cpu",
+                           "--pytorch", "host", "--torchsharp", "default", "--driver", "csharp", "--device", "cpu",
                            "--case", "radam_two_groups", "--check", "py2ts", "--torchsharp-source", str(TARBALL),
                            "--torchsharp-patch", str(bad), "--torchsharp-label", "stale"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
