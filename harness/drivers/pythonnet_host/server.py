@@ -168,6 +168,11 @@ class Session:
         raise BadRequest(f"{what}: no module {path!r} for {name!r}")
 
     def _tie(self, model: Any, pairs: list[Any]) -> None:
+        if pairs and (self.modules.is_stand_in(model)
+                      or any(self.modules.is_stand_in(m.Item2) for m in model.named_modules())):
+            # TorchSharp's Sequential lists a tied weight once, a custom Module under both names:
+            # the stand-in would show the Sequential's behaviour for the Module's case.
+            raise lacks("tied weights inside a 'Module' container, which it builds as a Sequential")
         for i, pair in enumerate(pairs):
             if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
                 raise BadRequest(f"tie[{i}]: expected [target, source]")
