@@ -267,10 +267,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any]) -
     return SCHEDULERS[kind](optimizer, **{k: v for k, v in spec.items() if k != "type"})
 
 
-def reference_parameters(model_spec: Mapping[str, Any], dtype: str, seed: int) -> dict[str, torch.Tensor]:
-    """Named parameters of the case's model built by the host's PyTorch: the shapes and
+def reference_parameters(case: ModelCase) -> dict[str, torch.Tensor]:
+    """Named parameters of the case's model (ties, extra buffers and frozen parameters
+    included, as :func:`build_case_model` builds it) on the host's PyTorch: the shapes and
     dtypes gradients are made for, whichever implementation then consumes them."""
-    return {name: p.detach() for name, p in build_model(model_spec, dtype, seed).named_parameters()}
+    return {name: p.detach() for name, p in build_case_model(case).named_parameters()}
 
 
 def make_gradients(params: Mapping[str, torch.Tensor], seed: int, step: int,

@@ -36,7 +36,7 @@ def make_python_state(ctx: Context) -> None:
             raise CheckFailed(f"corpus file {path} is missing (cases/corpus/ is part of the repository)")
         ctx.py.load_saved_state(path)
     elif isinstance(case, OptimizerCase):
-        params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)
+        params = torch_build.reference_parameters(mc)
         for step in range(case.steps):
             ctx.py.step(torch_build.make_gradients(params, mc.seed, step, skip=case.no_grad))
             ctx.py.advance_schedule()

@@ -47,7 +47,7 @@ def _continue_both(ctx: Context, start: tuple[Path, Path]) -> None:
     mc = case.model_case
     ref = reference.start_state(trusted_codec.read_state_dict(start[0]), trusted_codec.read_optimizer(start[1]),
                                 [list(g["params"]) for g in case.optimizer["groups"]])
-    params = torch_build.reference_parameters(mc.model, mc.dtype, mc.seed)
+    params = torch_build.reference_parameters(mc)
     per_step: list[dict[str, Any]] = []
     sides: dict[str, semantics.ReferenceDistance] = {}
     verdict = semantics.Verdict(0.0)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from harness.drivers.base import Capabilities, TorchSharpSide
 from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError
+from harness.drivers.scratch import Scratch
 from harness.drivers.torchsharp import TorchSharpDriver, WorkerUnavailable
 from harness.drivers.torchsharp_versions import DEFAULT_VERSION
 from harness.dotnet_build import DotnetUnavailable, build_project
@@ -82,8 +83,7 @@ class PythonnetDriver(TorchSharpDriver):
         self._worker = None
         self._column_provenance = None
         self.timeout = timeout
-        self.workdir = Path(workdir or (BUILD_ROOT.parent / "tmp"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.scratch = Scratch(Path(workdir or (BUILD_ROOT.parent / "tmp")))
         library = python_library()
         if not library.exists():
             raise WorkerUnavailable(f"the CPython library {library} is missing (Debian package libpython3.11; "
@@ -91,7 +91,6 @@ class PythonnetDriver(TorchSharpDriver):
         self._dll = build_pyhost(version)
         self._transport: SubprocessTransport | None = None
         self._client: WorkerClient | None = None
-        self._step_no = 0
         self.hello = {}
         self.start()
 

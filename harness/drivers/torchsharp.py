@@ -8,7 +8,6 @@ built or started raises :class:`WorkerUnavailable`: its cells become "unavailabl
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -17,12 +16,12 @@ from typing import Any
 
 import torch
 
-from harness import codec as trusted_codec  # plumbing only: gradient files for `step`
 from harness.cases import Case, OptimizerCase
 from harness.digest import TensorDigest, module_digest_from_json
 from harness.machine import probe
 from harness.drivers.base import Capabilities, Digest, OptimizerDigest, TorchSharpSide, model_case_of
 from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError
+from harness.drivers.scratch import Scratch
 from harness.drivers.torchsharp_versions import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported (cli, tests)
 from harness.dotnet_build import DotnetUnavailable, build_project
 from harness.paths import BUILD_DIR, CASES_DIR, DOTNET_DIR, ROOT
@@ -90,14 +89,12 @@ class TorchSharpDriver(TorchSharpSide):
         self.version = version
         self.env = dict(env or {})
         self.timeout = timeout
-        self.workdir = Path(workdir or (BUILD_ROOT.parent / "tmp"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.scratch = Scratch(Path(workdir or (BUILD_ROOT.parent / "tmp")))
         self._dll = worker / "Worker.dll" if worker is not None else build_worker(version)
         self._worker = worker
         self._column_provenance = dict(provenance) if worker is not None and provenance is not None else None
         self._transport: SubprocessTransport | None = None
         self._client: WorkerClient | None = None
-        self._step_no = 0
         self.hello: dict[str, Any] = {}
         self.start()
 
@@ -175,18 +172,7 @@ class TorchSharpDriver(TorchSharpSide):
         self.call("save_optimizer", path=str(path))
 
     def step(self, grads: Mapping[str, torch.Tensor]) -> None:
-        self._step_no += 1
-        folder = self.workdir / f"grads-{os.getpid()}-{self._step_no}"
-        folder.mkdir(parents=True, exist_ok=True)
-        paths: dict[str, str] = {}
-        for i, (name, g) in enumerate(grads.items()):
-            p = folder / f"{i}.dat"
-            trusted_codec.write_tensor(p, g)
-            paths[name] = str(p)
-        try:
-            self.call("step", grads=paths)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        self.scratch.exchange(grads, [], lambda p: self.call("step", grads={n: str(f) for n, f in p.items()}))
 
     def train(self, steps: int, seed: int, input_shape: Sequence[int],
               input_spec: Mapping[str, Any] | None = None) -> None:
@@ -194,30 +180,16 @@ class TorchSharpDriver(TorchSharpSide):
                   **({"input": dict(input_spec)} if input_spec else {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._step_no += 1
-        inp = self.workdir / f"input-{os.getpid()}-{self._step_no}.dat"
-        out = self.workdir / f"output-{os.getpid()}-{self._step_no}.dat"
-        trusted_codec.write_tensor(inp, x)
-        try:
-            self.call("forward", input=str(inp), output=str(out), train=False)
-            return trusted_codec.read_tensor(out)
-        finally:
-            inp.unlink(missing_ok=True)
-            out.unlink(missing_ok=True)
+        _, out = self.scratch.exchange({"input": x}, ["output"], lambda p: self.call(
+            "forward", input=str(p["input"]), output=str(p["output"]), train=False))
+        return out["output"]
 
     def jit_run(self, path: Path, x: torch.Tensor,
                 resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
-        self._step_no += 1
-        inp = self.workdir / f"jit-input-{os.getpid()}-{self._step_no}.dat"
-        out = self.workdir / f"jit-output-{os.getpid()}-{self._step_no}.dat"
-        trusted_codec.write_tensor(inp, x)
-        try:
-            r = self.call("jit_run", path=str(path), input=str(inp), output=str(out),
-                          resave=str(resave) if resave else None)
-            return module_digest_from_json(r["module"]), trusted_codec.read_tensor(out)
-        finally:
-            inp.unlink(missing_ok=True)
-            out.unlink(missing_ok=True)
+        r, out = self.scratch.exchange({"input": x}, ["output"], lambda p: self.call(
+            "jit_run", path=str(path), input=str(p["input"]), output=str(p["output"]),
+            resave=str(resave) if resave else None))
+        return module_digest_from_json(r["module"]), out["output"]
 
     def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
         return TensorDigest.from_json(self.call("tensor_roundtrip", input=str(source), output=str(dest)))

@@ -65,7 +65,7 @@ def test_swapped_moments_round_trip_bitwise_but_the_semantic_check_is_red(cell_r
     # Through real TorchSharp: it loads the swapped file and saves exactly the same bytes.
     py = PyTorchDriver(CodecUnderTest("swapped", [mutant]))
     py.build(case, "cpu")
-    params = torch_build.reference_parameters(case.model_case.model, "float32", case.model_case.seed)
+    params = torch_build.reference_parameters(case.model_case)
     for step in range(case.steps):
         py.step(torch_build.make_gradients(params, case.model_case.seed, step))
     py.save_optimizer(tmp_path / "swapped.dat")
