@@ -28,7 +28,9 @@ LABEL = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "sk
 SEVERITY = ("error", "fail", "xpass", "xfail", "skip", "pass")
 NO_FEATURE = "(no feature)"
 FINDINGS_BASE = "docs/findings/"  # relative to the repository root
-DETAIL_STRING_LIMIT = 1500  # longer strings in a cell's folded details are cut (matrix.json has them whole)
+DETAIL_STRING_LIMIT = 600  # longer strings in a cell's folded details are cut (matrix.json has them whole)
+# Keys of a cell's details left out of the page (long, for debugging: matrix.json has them).
+DETAIL_KEYS_OMITTED = ("stack", "traceback", "per_step", "mismatches", "worst_ulp")
 TITLE_LIMIT = 160
 
 Column = tuple[str, str, str, str, str]  # check, pytorch, torchsharp, device, codec
@@ -233,8 +235,9 @@ def _matrix(run: Run, s: Summary, anchors: dict[str, str]) -> list[str]:
                     label = _e(LABEL.get(cell.outcome, cell.outcome))
                     title = _e(f"{cell.check}: {cell.outcome}"
                                + (f" — {_short(cell.reason, TITLE_LIMIT)}" if cell.reason else ""))
-                    row.append(f'<td class="o {_e(cell.outcome)}" title="{title}">'
-                               f'<a href="#{_e(anchors[cell.id])}">{label}</a></td>')
+                    link = (f'<a href="#{_e(anchors[cell.id])}">{label}</a>' if cell.outcome != "skip"
+                            else label)  # a skip's reason is its title (and in the skips by reason)
+                    row.append(f'<td class="o {_e(cell.outcome)}" title="{title}">{link}</td>')
             out.append("".join(row) + "</tr>")
     out += ["</tbody>", "</table></div>"]
     return out
@@ -282,8 +285,8 @@ def findings_href(slug: str, report_dir: Path | None, findings_dir: Path | None)
 def _evidence(run: Run, s: Summary, anchors: dict[str, str], report_dir: Path | None,
               findings_dir: Path | None) -> list[str]:
     shown = set(s.ran) or {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells}
-    notes = sorted((c for c in run.cells
-                    if c.outcome != "pass" and (c.pytorch, c.torchsharp, c.device, c.codec) in shown),
+    notes = sorted((c for c in run.cells  # skips: summarised by reason above, not a section each
+                    if c.outcome not in ("pass", "skip") and (c.pytorch, c.torchsharp, c.device, c.codec) in shown),
                    key=lambda c: SEVERITY.index(c.outcome) if c.outcome in SEVERITY else 0)
     if not notes:
         return ["<p>Every cell passed.</p>"]
@@ -304,7 +307,8 @@ def _evidence(run: Run, s: Summary, anchors: dict[str, str], report_dir: Path | 
             out.append(f'<p>evidence: <a href="{_e(href)}">{_e(c.evidence)}</a></p>')
         out.append(f"<pre class=\"reason\">{_e(c.reason or '—')}</pre>")
         if c.details and c.outcome != "skip":
-            details = json.dumps(_cut(c.details), indent=1, sort_keys=True, default=str, ensure_ascii=False)
+            shown = {k: v for k, v in c.details.items() if k not in DETAIL_KEYS_OMITTED}
+            details = json.dumps(_cut(shown), sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
             out.append(f"<details><summary>details</summary><pre>{_e(details)}</pre></details>")
         out.append('<p class="muted"><a href="#matrix">back to the matrix</a></p></section>')
     return out
