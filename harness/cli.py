@@ -102,6 +102,7 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--shard", metavar="I/N", help="run only shard I of N of the plan (stable as cases are added; "
                    "large-tensor cells all in shard 1); `merge` combines the shards' reports")
     r.add_argument("--cells-dir", help=argparse.SUPPRESS)  # --jobs: where a job leaves failing cells' files
+    r.add_argument("--large-apart", action="store_true", help=argparse.SUPPRESS)  # --jobs: large cells alone
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
                    "each kind, on every check and axis available, no large tensors "
                    "(QUICK_CASES in harness/matrix_run.py)")

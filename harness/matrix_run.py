@@ -79,7 +79,7 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
             provenance[f"TorchSharp {v}"] = f"unavailable: {drv}"
     if args.shard:  # this machine's part of the plan; merge.py puts the parts back together
         k, n = parse_shard(args.shard)
-        mine = [(i, rc) for i, rc in enumerate(plan) if shard_of(rc[1], n) == k]
+        mine = [(i, rc) for i, rc in enumerate(plan) if shard_of(rc[1], n, args.large_apart) == k]
         provenance.update(plan=plan_fingerprint([c for _, c in plan]), plan_cells=str(len(plan)), shards=str(n),
                           shard=f"{k + 1}/{n}", plan_index=",".join(str(i) for i, _ in mine))
         plan = [rc for _, rc in mine]
@@ -119,11 +119,14 @@ def _child_argv(args: argparse.Namespace, k: int, n: int, run_id: str, out: Path
             skip = False
             continue
         name = a.split("=", 1)[0]
+        if name == "--large-apart":
+            continue
         if name in ("--jobs", "--run-id", "--out", "--shard", "--cells-dir"):
             skip = "=" not in a
             continue
         argv.append(a)
-    return [sys.executable, "-m", "harness", *argv, "--jobs", "1", "--shard", f"{k}/{n}",
+    large = ["--large-apart"] if args.large_apart else []
+    return [sys.executable, "-m", "harness", *argv, *large, "--jobs", "1", "--shard", f"{k}/{n}",
             "--run-id", f"{run_id}-shard{k}of{n}", "--out", str(out / "shards"), "--cells-dir", str(out / "cells")]
 
 
@@ -190,6 +193,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device)) * len(args.pytorch)
     jobs = args.jobs if args.jobs is not None else auto_jobs(n_cells)
     if jobs > 1 and not args.shard:
+        # The large-tensor cells get a job of their own when there are any (and they run).
+        args.large_apart = (any("large" in c.features for c in cases)
+                            and os.environ.get("HARNESS_SKIP_LARGE_TESTS") != "1")
         return run_jobs(args, jobs, run_id, out)
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")

@@ -44,13 +44,16 @@ def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], c
             for ts in versions for device in devs]
 
 
-def shard_of(cell: Cell, shards: int) -> int:
+def shard_of(cell: Cell, shards: int, large_apart: bool = False) -> int:
     """The shard (0-based) a cell belongs to among ``shards``: by a hash of its id, so adding
     cases never moves the cells already there; every cell of a ``large`` case goes to shard 0,
-    so tensors of several GiB never run on two shards of one machine at once."""
+    so tensors of several GiB never run on two shards of one machine at once. ``large_apart``
+    (parallel jobs on one machine): shard 0 holds only the large cells, the others share the
+    rest, so the small cells never wait behind them."""
     if shards <= 1 or "large" in cell.case.features:
         return 0
-    return int.from_bytes(hashlib.sha256(cell.id.encode()).digest()[:8], "big") % shards
+    h = int.from_bytes(hashlib.sha256(cell.id.encode()).digest()[:8], "big")
+    return 1 + h % (shards - 1) if large_apart else h % shards
 
 
 def plan_fingerprint(cells: Sequence[Cell]) -> str:

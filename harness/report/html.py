@@ -307,8 +307,8 @@ def _evidence(run: Run, s: Summary, anchors: dict[str, str], report_dir: Path | 
             out.append(f'<p>evidence: <a href="{_e(href)}">{_e(c.evidence)}</a></p>')
         out.append(f"<pre class=\"reason\">{_e(c.reason or '—')}</pre>")
         if c.details and c.outcome != "skip":
-            shown = {k: v for k, v in c.details.items() if k not in DETAIL_KEYS_OMITTED}
-            details = json.dumps(_cut(shown), sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+            kept = {k: v for k, v in c.details.items() if k not in DETAIL_KEYS_OMITTED}
+            details = json.dumps(_cut(kept), sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
             out.append(f"<details><summary>details</summary><pre>{_e(details)}</pre></details>")
         out.append('<p class="muted"><a href="#matrix">back to the matrix</a></p></section>')
     return out

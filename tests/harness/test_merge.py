@@ -110,3 +110,9 @@ def test_a_report_that_is_no_shard_is_refused(tmp_path):
 def test_bad_shard_arguments_are_refused(text, message):
     with pytest.raises(ValueError, match=message):
         parse_shard(text)
+
+
+def test_parallel_jobs_give_the_large_cells_a_job_of_their_own():
+    cells = _cells()
+    assert {shard_of(c, 3, large_apart=True) for c in cells if "large" in c.case.features} == {0}
+    assert {shard_of(c, 3, large_apart=True) for c in cells if "large" not in c.case.features} == {1, 2}
