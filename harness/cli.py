@@ -188,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from harness.drivers.pytorch_worker import PYTORCH26_ROOT
             args.pytorch = args.pytorch or ["host", *(["2.6"] if (PYTORCH26_ROOT / ".harness-ready").exists() else [])]
-            args.torchsharp = [DEFAULT_VERSION if v == "default" else v
-                               for v in (args.torchsharp or default_versions())]
+            # --quick: the versions that are here (the default one), not a search of the feed and
+            # a failing restore of every tracked version
+            wanted = args.torchsharp or ([DEFAULT_VERSION] if args.quick else default_versions())
+            args.torchsharp = [DEFAULT_VERSION if v == "default" else v for v in wanted]
             args.device = args.device or list(DEVICES)
     return int(args.func(args))
