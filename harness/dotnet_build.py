@@ -3,6 +3,7 @@ one TorchSharp version, once: into its own folder, reused while a stamp of the p
 sources (and the version) matches."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -40,6 +41,16 @@ def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: b
     digest = source_hash(csproj.parent, version, " ".join(extra_props))
     if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
         return dll
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:  # parallel jobs or test workers: one builds
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
+            return dll  # built by the one that held the lock
+        return _build(csproj, version, out, dll, stamp, digest, extra_props)
+
+
+def _build(csproj: Path, version: str, out: Path, dll: Path, stamp: Path, digest: str,
+           extra_props: Sequence[str]) -> Path:
     if shutil.which("dotnet") is None:
         raise DotnetUnavailable("the .NET SDK (dotnet) is not on PATH")
     libtorch = LIBTORCH_FOR.get(version)
