@@ -87,6 +87,8 @@ def _continue_both(ctx: Context, start: tuple[Path, Path]) -> None:
 
 @check("continue_py2ts", {"optimizer"})
 def continue_py2ts(ctx: Context) -> None:
+    """From PyTorch's state loaded into TorchSharp, both continue on identical gradients and must agree (and
+    with the float64 reference)."""
     py_to_ts(ctx, compare=False)
     ctx.py.snapshot(ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat")
     _continue_both(ctx, (ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat"))
@@ -94,6 +96,8 @@ def continue_py2ts(ctx: Context) -> None:
 
 @check("continue_ts2py", {"optimizer"}, pytorch_needs={"read_optimizer"})
 def continue_ts2py(ctx: Context) -> None:
+    """From TorchSharp's trained state loaded into PyTorch, both continue and must agree (and with the float64
+    reference)."""
     assert isinstance(ctx.cell.case, OptimizerCase)
     ts_makes_state(ctx, ctx.cell.case.steps)
     ctx.py.build(ctx.cell.case, ctx.cell.device)

@@ -19,9 +19,11 @@ def _contract(ctx: Context, which: str, what: str) -> None:
 
 @check("contract_usable", {"model"})
 def contract_usable(ctx: Context) -> None:
+    """What the codec reads from TorchSharp's file owns writable, unshared memory."""
     _contract(ctx, "usable", f"codec {ctx.py.codec_name!r} returns tensors that are not safely usable")
 
 
 @check("contract_damaged", {"model"})
 def contract_damaged(ctx: Context) -> None:
+    """Damaged copies of TorchSharp's file give an error that says where, never a programming error or a value."""
     _contract(ctx, "damaged", f"codec {ctx.py.codec_name!r} gives no clear error for a damaged file")

@@ -38,6 +38,7 @@ def compare_outputs(ctx: Context, a: torch.Tensor, b: torch.Tensor, x: torch.Ten
 
 @check("functional", {"model"})
 def functional(ctx: Context) -> None:
+    """The same input through both models (and the float64 reference) after loading PyTorch's state."""
     assert isinstance(ctx.cell.case, ModelCase)
     py_to_ts(ctx, compare=False)
     x = forward_input(ctx.cell.case)
@@ -77,6 +78,7 @@ def _jit(ctx: Context, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dic
 
 @check("jit_py2ts", {"model"}, torchsharp_needs={"jit"})
 def jit_py2ts(ctx: Context) -> None:
+    """PyTorch's traced model run by TorchSharp's torch.jit.load: same state, same outputs."""
     assert isinstance(ctx.cell.case, ModelCase)
     x = forward_input(ctx.cell.case)
     py_out, ts_out, _ = _jit(ctx, x)
@@ -85,6 +87,7 @@ def jit_py2ts(ctx: Context) -> None:
 
 @check("jit_ts2py", {"model"}, torchsharp_needs={"jit"})
 def jit_ts2py(ctx: Context) -> None:
+    """The script TorchSharp re-saved, loaded and run by PyTorch: same state, same outputs."""
     assert isinstance(ctx.cell.case, ModelCase)
     x = forward_input(ctx.cell.case)
     py_out, _, script_state = _jit(ctx, x)

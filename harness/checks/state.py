@@ -22,11 +22,14 @@ from harness.drivers.base import model_case_of
 
 @check("py2ts", {"model", "optimizer"})
 def py2ts(ctx: Context) -> None:
+    """PyTorch's state, written by the codec under test, loaded by TorchSharp: TorchSharp holds the same bytes
+    and values."""
     py_to_ts(ctx)
 
 
 @check("py2ts2py", {"model", "optimizer"})
 def py2ts2py(ctx: Context) -> None:
+    """... then TorchSharp saves and the codec reads back: every tensor's bytes equal the original."""
     d = ctx.d
     expected = py_to_ts(ctx)
     is_opt = isinstance(ctx.cell.case, OptimizerCase)
@@ -50,6 +53,7 @@ def py2ts2py(ctx: Context) -> None:
 
 @check("ts2py", {"model", "optimizer"})
 def ts2py(ctx: Context) -> None:
+    """TorchSharp trains and saves; the codec reads what TorchSharp holds, and PyTorch accepts it."""
     case, d = ctx.cell.case, ctx.d
     is_opt = isinstance(case, OptimizerCase)
     ts_makes_state(ctx, case.steps if isinstance(case, OptimizerCase) else model_case_of(case).train_steps)

@@ -16,6 +16,8 @@ from harness.digest import TensorDigest
 
 @check("tensor_py2ts", {"tensor"}, torchsharp_needs={"tensor_file"})
 def tensor_py2ts(ctx: Context) -> None:
+    """The codec's single-tensor file of edge values: TorchSharp's Tensor.Load holds those bytes and re-saves
+    the same file."""
     assert isinstance(ctx.cell.case, TensorCase)
     d = ctx.d
     t = inputs.make_tensor(ctx.cell.case)
@@ -32,6 +34,7 @@ def tensor_py2ts(ctx: Context) -> None:
 
 @check("tensor_ts2py", {"tensor"}, pytorch_needs={"read_tensor"}, torchsharp_needs={"tensor_file"})
 def tensor_ts2py(ctx: Context) -> None:
+    """TorchSharp's Tensor.Save file: the codec reads what TorchSharp held."""
     assert isinstance(ctx.cell.case, TensorCase)
     d = ctx.d
     trusted_codec.write_tensor(d / "input.dat", inputs.make_tensor(ctx.cell.case))
