@@ -102,7 +102,7 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--shard", metavar="I/N", help="run only shard I of N of the plan (stable as cases are added; "
                    "large-tensor cells all in shard 1); `merge` combines the shards' reports")
     r.add_argument("--cells-dir", help=argparse.SUPPRESS)  # --jobs: where a job leaves failing cells' files
-    r.add_argument("--large-apart", action="store_true", help=argparse.SUPPRESS)  # --jobs: large cells alone
+    r.add_argument("--large-jobs", type=int, default=0, help=argparse.SUPPRESS)  # --jobs: jobs with large cells
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
                    "each kind, on every check and axis available, no large tensors "
                    "(QUICK_CASES in harness/matrix_run.py)")
@@ -181,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(raw)
     args.raw_argv = raw  # --jobs starts each job with the user's own command line
+    if args.command == "run" and argv is None:  # the program itself (not a call from a test): an
+        # allocator is chosen before a process starts, so start again under it
+        from harness.allocator import reexec_with_jemalloc
+        reexec_with_jemalloc(raw)
     if args.command in ("run", "build-worker"):
         from harness.drivers.torchsharp import DEFAULT_VERSION, default_versions
         if args.command == "build-worker":

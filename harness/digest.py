@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
 import torch
 
 from harness.torch_build import DTYPE_NAMES
@@ -22,15 +23,22 @@ if sys.byteorder != "little":  # pragma: no cover - every supported machine is l
 _REINTERPRET = {torch.bfloat16: torch.int16, torch.float16: torch.int16}
 
 
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    """The C-order little-endian element bytes of ``t`` (quantized: the integer values)."""
+def tensor_buffer(t: torch.Tensor) -> memoryview:
+    """The C-order little-endian element bytes of ``t`` (quantized: the integer values) as a
+    flat byte view of PyTorch's own memory: no copy for a contiguous CPU tensor, so a
+    digest of a 2 GiB tensor touches no new memory."""
     t = t.detach().cpu()
     if t.is_quantized:
         t = t.int_repr()
     t = t.contiguous()
     if t.dtype in _REINTERPRET:
         t = t.view(_REINTERPRET[t.dtype])
-    return bytes(t.numpy().tobytes())
+    return memoryview(t.numpy().reshape(-1).view(numpy.uint8))
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    """:func:`tensor_buffer` copied into a ``bytes`` (small tensors, tests)."""
+    return tensor_buffer(t).tobytes()
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class TensorDigest:
 
     @classmethod
     def of(cls, t: torch.Tensor) -> TensorDigest:
-        return cls(DTYPE_NAMES[t.dtype], tuple(t.shape), hashlib.sha256(tensor_bytes(t)).hexdigest())
+        return cls(DTYPE_NAMES[t.dtype], tuple(t.shape), hashlib.sha256(tensor_buffer(t)).hexdigest())
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TensorDigest:

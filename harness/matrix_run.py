@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -24,11 +24,12 @@ from harness.evidence import ReproSpec
 from harness.expectations import ExpectedFailures
 from harness.paths import ROOT
 from harness.merge import MergeError, merge_runs
-from harness.plan import Cell, make_cells, parse_shard, plan_fingerprint, shard_of
+from harness.plan import Cell, job_of_cells, make_cells, parse_shard, plan_fingerprint, shard_of
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
 from harness.report.history import HISTORY_NAME, append_history
 from harness.runner import CellRunner
+from harness import allocator, memory
 from harness.agreement import cross_check
 from harness.drivers.pythonnet import start_pythonnet
 from harness.session import close_all, start_pytorch, start_torchsharp
@@ -55,7 +56,7 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
     """Every selected cell with the runner of its PyTorch, and the run's provenance."""
     expected = ExpectedFailures.load(Path(args.cases) / "expected_failures")
     plan: list[tuple[CellRunner, Cell]] = []
-    provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit()}
+    provenance: dict[str, str] = {"os": platform.platform(), "commit": _commit(), "allocator": allocator.describe()}
     for label, py in pythons:
         source = str(Path(args.torchsharp_source).resolve()) if args.torchsharp_source else None
         patches = tuple(str(Path(p).resolve()) for p in args.torchsharp_patch or ())
@@ -79,7 +80,9 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
             provenance[f"TorchSharp {v}"] = f"unavailable: {drv}"
     if args.shard:  # this machine's part of the plan; merge.py puts the parts back together
         k, n = parse_shard(args.shard)
-        mine = [(i, rc) for i, rc in enumerate(plan) if shard_of(rc[1], n, args.large_apart) == k]
+        owners = (job_of_cells([c for _, c in plan], n, args.large_jobs) if args.large_jobs  # --jobs
+                  else [shard_of(c, n) for _, c in plan])  # --shard: the stable split for CI machines
+        mine = [(i, rc) for i, rc in enumerate(plan) if owners[i] == k]
         provenance.update(plan=plan_fingerprint([c for _, c in plan]), plan_cells=str(len(plan)), shards=str(n),
                           shard=f"{k + 1}/{n}", plan_index=",".join(str(i) for i, _ in mine))
         plan = [rc for _, rc in mine]
@@ -96,20 +99,6 @@ def run_plan(plan: list[tuple[CellRunner, Cell]], run: Run, console: Console) ->
     run.duration_s = round(time.monotonic() - t0, 2)
 
 
-def auto_jobs(cells: int) -> int:
-    """--jobs by default: one per CPU, at most one per 4 GiB of available memory (each job runs
-    its own PyTorch and TorchSharp workers), and 1 for a plan too small to gain from it."""
-    if cells < 200:
-        return 1
-    available = 0
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            available = next((int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemAvailable:")), 0)
-    except OSError:
-        pass
-    return max(1, min(os.cpu_count() or 1, available // (4 << 30)))
-
-
 def _child_argv(args: argparse.Namespace, k: int, n: int, run_id: str, out: Path) -> list[str]:
     """The command line of job k of n: the user's own, pinned to shard k, its own report folder,
     the cells' evidence in the run's folder (as a serial run leaves it)."""
@@ -119,25 +108,25 @@ def _child_argv(args: argparse.Namespace, k: int, n: int, run_id: str, out: Path
             skip = False
             continue
         name = a.split("=", 1)[0]
-        if name == "--large-apart":
-            continue
-        if name in ("--jobs", "--run-id", "--out", "--shard", "--cells-dir"):
+        if name in ("--jobs", "--large-jobs", "--run-id", "--out", "--shard", "--cells-dir"):
             skip = "=" not in a
             continue
         argv.append(a)
-    large = ["--large-apart"] if args.large_apart else []
-    return [sys.executable, "-m", "harness", *argv, *large, "--jobs", "1", "--shard", f"{k}/{n}",
+    return [sys.executable, "-m", "harness", *argv, "--large-jobs", str(args.large_jobs), "--jobs", "1",
+            "--shard", f"{k}/{n}",
             "--run-id", f"{run_id}-shard{k}of{n}", "--out", str(out / "shards"), "--cells-dir", str(out / "cells")]
 
 
 def run_jobs(args: argparse.Namespace, jobs: int, run_id: str, out: Path) -> int:
-    """``--jobs N``: N processes, each running one shard of the plan with its own workers (the
-    large-tensor cells all in the first, so they never overlap), then one merged report."""
+    """``--jobs N``: N processes, each running its part of the plan with its own workers (the
+    large-tensor cells dealt over as many jobs as memory carries: harness/memory.py), then one
+    merged report."""
     procs = []
     for k in range(1, jobs + 1):
         argv = _child_argv(args, k, jobs, run_id, out)
         procs.append(subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    print(f"running the plan as {jobs} parallel jobs (shards of the plan, own workers each)", flush=True)
+    print(f"running the plan as {jobs} parallel jobs (own workers each; large-tensor cells in "
+          f"{'the first' if args.large_jobs == 1 else f'{args.large_jobs} of them'}, as memory allows)", flush=True)
 
     def relay(k: int, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -196,11 +185,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 2
     n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device)) * len(args.pytorch)
-    jobs = args.jobs if args.jobs is not None else auto_jobs(n_cells)
+    jobs = args.jobs if args.jobs is not None else memory.auto_jobs(n_cells)
     if jobs > 1 and not args.shard:
-        # The large-tensor cells get a job of their own when there are any (and they run).
-        args.large_apart = (any("large" in c.features for c in cases)
-                            and os.environ.get("HARNESS_SKIP_LARGE_TESTS") != "1")
+        # how many jobs may hold large-tensor cells (all of them when none of those will run)
+        large_run = (any("large" in c.features for c in cases) and os.environ.get("HARNESS_SKIP_LARGE_TESTS") != "1")
+        args.large_jobs = memory.large_jobs(jobs) if large_run else jobs
         return run_jobs(args, jobs, run_id, out)
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")

@@ -44,16 +44,38 @@ def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], c
             for ts in versions for device in devs]
 
 
-def shard_of(cell: Cell, shards: int, large_apart: bool = False) -> int:
-    """The shard (0-based) a cell belongs to among ``shards``: by a hash of its id, so adding
-    cases never moves the cells already there; every cell of a ``large`` case goes to shard 0,
-    so tensors of several GiB never run on two shards of one machine at once. ``large_apart``
-    (parallel jobs on one machine): shard 0 holds only the large cells, the others share the
-    rest, so the small cells never wait behind them."""
+def shard_of(cell: Cell, shards: int) -> int:
+    """The shard (0-based) a cell belongs to among ``shards`` (``--shard I/N``, CI machines):
+    by a hash of its id, so adding cases never moves the cells already there; every cell of a
+    ``large`` case goes to shard 0, so tensors of several GiB never run on two shards of one
+    machine at once."""
     if shards <= 1 or "large" in cell.case.features:
         return 0
-    h = int.from_bytes(hashlib.sha256(cell.id.encode()).digest()[:8], "big")
-    return 1 + h % (shards - 1) if large_apart else h % shards
+    return _hash(cell) % shards
+
+
+def job_of_cells(cells: Sequence[Cell], jobs: int, large_jobs: int) -> list[int]:
+    """The job (0-based) of each cell of a whole plan run as ``jobs`` parallel jobs on one
+    machine (``--jobs``), ``large_jobs`` of which may hold large-tensor cells (as many as the
+    machine's memory carries at once: harness/memory.py). The large cells are dealt in plan
+    order over jobs 0..large_jobs-1, so those jobs get equal shares of the heaviest work; the
+    other cells go by the stable hash over the jobs without large cells, or over all jobs when
+    every job holds some (so the small cells never wait behind large ones they could avoid)."""
+    if not 1 <= large_jobs <= jobs:
+        raise ValueError(f"large_jobs must be between 1 and jobs ({jobs}), not {large_jobs}")
+    out, dealt = [], 0
+    small_from = large_jobs if large_jobs < jobs else 0
+    for cell in cells:
+        if "large" in cell.case.features:
+            out.append(dealt % large_jobs)
+            dealt += 1
+        else:
+            out.append(small_from + _hash(cell) % (jobs - small_from))
+    return out
+
+
+def _hash(cell: Cell) -> int:
+    return int.from_bytes(hashlib.sha256(cell.id.encode()).digest()[:8], "big")
 
 
 def plan_fingerprint(cells: Sequence[Cell]) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.digest import module_digest_to_json
+from harness.drivers.scratch import write_scratch_tensor
 from harness import codec as trusted_codec
 from harness.cases import load_catalogue
 from harness.codecs import CodecFailure, load_codec
@@ -68,7 +69,7 @@ class Server:
         elif op == "train":
             d.train(int(r["steps"]), int(r["seed"]), list(r["input_shape"]), r.get("input"))
         elif op == "forward":
-            trusted_codec.write_tensor(r["output"], d.forward(trusted_codec.read_tensor(r["input"])))
+            write_scratch_tensor(r["output"], d.forward(trusted_codec.read_tensor(r["input"])))
         elif op == "digest":
             dg = d.digest()
             return {"module": module_digest_to_json(dg.module),
@@ -84,12 +85,12 @@ class Server:
         elif op == "write_tensor_file":
             d.write_tensor_file(trusted_codec.read_tensor(r["input"]), Path(r["output"]))
         elif op == "read_tensor_file":
-            trusted_codec.write_tensor(r["output"], d.read_tensor_file(Path(r["input"])))
+            write_scratch_tensor(r["output"], d.read_tensor_file(Path(r["input"])))
         elif op == "save_torchscript":
             d.save_torchscript(Path(r["path"]), trusted_codec.read_tensor(r["example"]))
         elif op == "run_torchscript":
             state, out = d.run_torchscript(Path(r["path"]), trusted_codec.read_tensor(r["input"]))
-            trusted_codec.write_tensor(r["output"], out)
+            write_scratch_tensor(r["output"], out)
             return {"module": module_digest_to_json(state)}
         elif op == "advance_schedule":
             d.advance_schedule()

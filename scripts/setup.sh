@@ -77,14 +77,17 @@ PIN
 }
 
 step_python() {
-  if [ -x "$PY" ] && "$PY" -c 'import torch, numpy, pytest, hypothesis, mypy, flake8' 2>/dev/null \
-      && command -v tox >/dev/null 2>&1; then
+  # pytest-xdist: the suite's tests in parallel (tox.ini); libjemalloc2: the matrix run's
+  # allocator, which keeps freed memory for the next large tensor (harness/allocator.py)
+  if [ -x "$PY" ] && "$PY" -c 'import torch, numpy, pytest, xdist, hypothesis, mypy, flake8' 2>/dev/null \
+      && command -v tox >/dev/null 2>&1 && [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ]; then
     return 0
   fi
-  log "installing Debian's python3-torch, numpy, pytest, hypothesis, mypy, flake8, tox"
+  log "installing Debian's python3-torch, numpy, pytest, pytest-xdist, hypothesis, mypy, flake8, tox, libjemalloc2"
   apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    python3-torch python3-numpy python3-pytest python3-hypothesis python3-mypy python3-flake8 tox >/dev/null
+    python3-torch python3-numpy python3-pytest python3-pytest-xdist python3-hypothesis python3-mypy \
+    python3-flake8 tox libjemalloc2 >/dev/null
 }
 
 step_chromium() {

@@ -6,12 +6,12 @@
 """
 from __future__ import annotations
 
-from harness import codec as trusted_codec
 from harness import inputs
 from harness.cases import TensorCase
 from harness.checks.registry import CheckFailed, Context, check
 from harness.compare import same_bytes
 from harness.digest import TensorDigest
+from harness.drivers.scratch import write_scratch_tensor
 
 
 @check("tensor_py2ts", {"tensor"}, torchsharp_needs={"tensor_file"})
@@ -37,7 +37,7 @@ def tensor_ts2py(ctx: Context) -> None:
     """TorchSharp's Tensor.Save file: the codec reads what TorchSharp held."""
     assert isinstance(ctx.cell.case, TensorCase)
     d = ctx.d
-    trusted_codec.write_tensor(d / "input.dat", inputs.make_tensor(ctx.cell.case))
+    write_scratch_tensor(d / "input.dat", inputs.make_tensor(ctx.cell.case))
     got = ctx.ts.tensor_roundtrip(d / "input.dat", d / "ts_tensor.dat")
     back = TensorDigest.of(ctx.py.read_tensor_file(d / "ts_tensor.dat"))
     if back != got:

@@ -15,6 +15,16 @@ from harness import codec as trusted_codec  # plumbing only: never the codec und
 T = TypeVar("T")
 
 
+def write_scratch_tensor(path: Path | str, t: torch.Tensor) -> None:
+    """A tensor file that the harness itself reads back (an input or an answer crossing a
+    process boundary): written straight into ``path``, without the codec's fsync and rename,
+    which cost seconds per GiB and protect nothing here (the file is transient, and the
+    reader is told of it only after this returns). Read with the trusted codec's
+    ``read_tensor``."""
+    with open(path, "wb", buffering=0) as f:
+        trusted_codec.write_tensor(f, t)
+
+
 class Scratch:
     """Unique scratch files in one folder (several drivers and processes may share it)."""
 
@@ -33,7 +43,7 @@ class Scratch:
         paths = {name: self.path(name) for name in [*inputs, *outputs]}
         try:
             for name, t in inputs.items():
-                trusted_codec.write_tensor(paths[name], t)
+                write_scratch_tensor(paths[name], t)
             answer = call(paths)
             return answer, {name: trusted_codec.read_tensor(paths[name]) for name in outputs}
         finally:

@@ -9,7 +9,7 @@ import pytest
 from harness.cases import load_catalogue
 from harness.merge import MergeError, main_merge, merge_runs
 from harness.outcomes import CellResult
-from harness.plan import make_cells, parse_shard, plan_fingerprint, shard_of
+from harness.plan import make_cells, parse_shard, plan_fingerprint, shard_of, job_of_cells
 from harness.report import Run
 from harness.report.files import write_reports
 
@@ -112,7 +112,32 @@ def test_bad_shard_arguments_are_refused(text, message):
         parse_shard(text)
 
 
-def test_parallel_jobs_give_the_large_cells_a_job_of_their_own():
+def test_parallel_jobs_give_the_large_cells_a_job_of_their_own_when_memory_carries_one():
     cells = _cells()
-    assert {shard_of(c, 3, large_apart=True) for c in cells if "large" in c.case.features} == {0}
-    assert {shard_of(c, 3, large_apart=True) for c in cells if "large" not in c.case.features} == {1, 2}
+    owners = job_of_cells(cells, 3, large_jobs=1)
+    assert {j for c, j in zip(cells, owners) if "large" in c.case.features} == {0}
+    assert {j for c, j in zip(cells, owners) if "large" not in c.case.features} == {1, 2}
+
+
+def test_parallel_jobs_deal_the_large_cells_evenly_over_the_jobs_memory_carries():
+    cells = _cells()
+    large = [c for c in cells if "large" in c.case.features]
+    assert len(large) >= 4
+    owners = job_of_cells(cells, 3, large_jobs=2)
+    counts = [sum(1 for c, j in zip(cells, owners) if "large" in c.case.features and j == k) for k in range(3)]
+    assert counts[2] == 0 and abs(counts[0] - counts[1]) <= 1
+    every = job_of_cells(cells, 3, large_jobs=3)  # every job may hold them: small cells over all jobs too
+    assert {j for c, j in zip(cells, every) if "large" not in c.case.features} == {0, 1, 2}
+    with pytest.raises(ValueError, match="large_jobs"):
+        job_of_cells(cells, 3, large_jobs=0)
+
+
+def test_memory_bounds_the_jobs_and_the_large_jobs():
+    from harness import memory
+    gib = memory.GiB
+    assert memory.auto_jobs(10_000, available=23 * gib, cpus=2) == 2
+    assert memory.auto_jobs(10_000, available=6 * gib, cpus=16) == 1
+    assert memory.auto_jobs(50, available=64 * gib, cpus=16) == 1  # too small a plan to gain
+    assert memory.large_jobs(2, available=23 * gib) == 1   # the reference machine: one large job
+    assert memory.large_jobs(16, available=60 * gib) == 5
+    assert memory.large_jobs(4, available=1 * gib) == 1    # a serial run needs one anyway
