@@ -7,7 +7,8 @@ import fcntl
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.drivers.protocol import ProcessFailed
@@ -31,6 +32,19 @@ def source_hash(project: Path, version: str, salt: str = "") -> str:
     return h.hexdigest()
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One holder at a time of the lock file ``path`` (made with its folder if need be),
+    across processes: parallel jobs, pytest-xdist workers and runs share build/."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: bool = False,
                   extra_props: Sequence[str] = ()) -> Path:
     """``dotnet build`` ``csproj`` for TorchSharp ``version`` (and its LibTorch) into ``out``
@@ -41,9 +55,7 @@ def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: b
     digest = source_hash(csproj.parent, version, " ".join(extra_props))
     if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
         return dll
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "w") as lock:  # parallel jobs or test workers: one builds
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out.parent / f".{out.name}.lock"):  # parallel jobs or test workers: one builds
         if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
             return dll  # built by the one that held the lock
         return _build(csproj, version, out, dll, stamp, digest, extra_props)

@@ -157,10 +157,12 @@ def run_jobs(args: argparse.Namespace, jobs: int, run_id: str, out: Path) -> int
     large = [c for c in run.cells if "large" in c.features and c.outcome != "skip"]
     large_s = sum(c.duration_s for c in large)
     small_s = sum(c.duration_s for c in run.cells) - large_s
+    speed = (f"{(len(run.cells) - len(large)) / small_s:.1f} cells/s of cell time without the {len(large)} "
+             f"large-tensor cells, which took {large_s:.0f} s" if small_s > 0 else
+             f"the {len(large)} large-tensor cells took {large_s:.0f} s of cell time")
     print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, {s['skip']} skipped, "
-          f"{s['error']} errors in {run.duration_s:.1f}s (the longest of {jobs} jobs; "
-          f"{(len(run.cells) - len(large)) / max(small_s, 1e-9):.1f} cells/s of cell time without the {len(large)} "
-          f"large-tensor cells, which took {large_s:.0f} s)\nreports: {out}/matrix.md")
+          f"{s['error']} errors in {run.duration_s:.1f}s (the longest of {jobs} jobs; {speed})")
+    print(f"reports: {out}/matrix.md")
     return 3 if 3 in codes else (0 if run.ok else 1)
 
 

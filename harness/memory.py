@@ -5,7 +5,10 @@ Figures measured on the reference machine (2 cores, 24 GiB, harness/allocator.py
 a job of small cells stays under 1.5 GiB; a job that runs the large-tensor cells (2 GiB
 tensors) peaks at about 10 GiB (the harness process 4.3 GiB, the C# worker 2.2, the pythonnet
 host 2.3, the PyTorch 2.6 worker 2.6 RSS, and the files in the page cache), and keeps most of
-it until it ends, because each process keeps its peak for the next large tensor.
+it until it ends, because each process keeps its peak for the next large tensor. Two such
+jobs at once (HARNESS_LARGE_JOBS=2) left 9 GiB of 23 available, but each large cell ran 1.5x
+slower beside the other (host page faults and the disk's fsyncs are shared) and the pair saved
+only a quarter of the large cells' time: LARGE_JOB_BYTES keeps this machine at one.
 """
 from __future__ import annotations
 
@@ -37,6 +40,10 @@ def auto_jobs(cells: int, available: int | None = None, cpus: int | None = None)
 
 def large_jobs(jobs: int, available: int | None = None) -> int:
     """How many of ``jobs`` may hold large-tensor cells: as many as LARGE_JOB_BYTES fit in the
-    available memory, at least one (a single large job is what a serial run needs anyway)."""
+    available memory, at least one (a single large job is what a serial run needs anyway).
+    ``HARNESS_LARGE_JOBS=K`` sets it (e.g. 1 on a machine shared with other work)."""
+    forced = os.environ.get("HARNESS_LARGE_JOBS", "")
+    if forced.isdigit() and int(forced) >= 1:
+        return min(jobs, int(forced))
     available = available_bytes() if available is None else available
     return max(1, min(jobs, available // LARGE_JOB_BYTES))

@@ -23,6 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.dotnet_build import locked
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.torchsharp import WorkerUnavailable
 from harness.paths import DOTNET_DIR, ROOT
@@ -101,6 +102,13 @@ def build_tool(build_root: Path) -> Path:
     digest = _tool_hash()
     if dll.exists() and stamp.exists() and stamp.read_text() == digest:
         return dll
+    with locked(build_root / "tools" / ".pinvoke-names.lock"):  # test workers: one builds
+        if dll.exists() and stamp.exists() and stamp.read_text() == digest:
+            return dll
+        return _build_tool(out, dll, stamp, digest)
+
+
+def _build_tool(out: Path, dll: Path, stamp: Path, digest: str) -> Path:
     if shutil.which("dotnet") is None:
         raise NativeGuardError("the .NET SDK (dotnet) is not on PATH")
     argv = ["dotnet", "build", str(TOOL_PROJECT / "PInvokeNames.csproj"), "-c", "Release", "-nologo", "-o", str(out)]

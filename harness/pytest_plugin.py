@@ -44,7 +44,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     codec = load_codec(config.getoption("codec"))
     cells = make_cells(load_catalogue().all(), torch.__version__.split("+")[0], _versions(config), codec.name,
                        CHECKS, config.getoption("cell_device") or DEVICES)
-    metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
+    # pytest-xdist (tox.ini runs the suite with it): the large-tensor cells all go to one worker
+    # (--dist loadgroup), so two of them never hold several GiB each at once
+    params = [pytest.param(c, marks=[pytest.mark.xdist_group("large")] if "large" in c.case.features else [])
+              for c in cells]
+    metafunc.parametrize("cell", params, ids=[c.id for c in cells])
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.digest import module_digest_to_json
-from harness.drivers.scratch import write_scratch_tensor
-from harness import codec as trusted_codec
+from harness.drivers.scratch import read_scratch_tensor, write_scratch_tensor
 from harness.cases import load_catalogue
 from harness.codecs import CodecFailure, load_codec
 from harness.drivers.pytorch import PyTorchDriver
@@ -65,11 +64,11 @@ class Server:
         elif op == "save_optimizer":
             d.save_optimizer(Path(r["path"]))
         elif op == "step":
-            d.step({name: trusted_codec.read_tensor(path) for name, path in r["grads"].items()})
+            d.step({name: read_scratch_tensor(path) for name, path in r["grads"].items()})
         elif op == "train":
             d.train(int(r["steps"]), int(r["seed"]), list(r["input_shape"]), r.get("input"))
         elif op == "forward":
-            write_scratch_tensor(r["output"], d.forward(trusted_codec.read_tensor(r["input"])))
+            write_scratch_tensor(r["output"], d.forward(read_scratch_tensor(r["input"])))
         elif op == "digest":
             dg = d.digest()
             return {"module": module_digest_to_json(dg.module),
@@ -83,13 +82,13 @@ class Server:
         elif op == "load_saved_state":
             d.load_saved_state(Path(r["path"]))
         elif op == "write_tensor_file":
-            d.write_tensor_file(trusted_codec.read_tensor(r["input"]), Path(r["output"]))
+            d.write_tensor_file(read_scratch_tensor(r["input"]), Path(r["output"]))
         elif op == "read_tensor_file":
             write_scratch_tensor(r["output"], d.read_tensor_file(Path(r["input"])))
         elif op == "save_torchscript":
-            d.save_torchscript(Path(r["path"]), trusted_codec.read_tensor(r["example"]))
+            d.save_torchscript(Path(r["path"]), read_scratch_tensor(r["example"]))
         elif op == "run_torchscript":
-            state, out = d.run_torchscript(Path(r["path"]), trusted_codec.read_tensor(r["input"]))
+            state, out = d.run_torchscript(Path(r["path"]), read_scratch_tensor(r["input"]))
             write_scratch_tensor(r["output"], out)
             return {"module": module_digest_to_json(state)}
         elif op == "advance_schedule":

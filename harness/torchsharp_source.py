@@ -23,7 +23,6 @@ is a :class:`SourceBuildError` (a :class:`WorkerUnavailable`): the column become
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -34,11 +33,11 @@ import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import native_guard
+from harness.dotnet_build import locked
 from harness.drivers.base import TorchSharpSide
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.torchsharp import BUILD_ROOT, TorchSharpDriver, WorkerUnavailable, build_worker
@@ -210,18 +209,6 @@ def _build_dll(root: Path, what: str) -> Path:
     return found[0]
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One builder per cache entry at a time (tests and runs may share build/)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def build_source(source: Path, patches: Sequence[Path] = (), cache: Path | None = None) -> SourceBuild:
     """Build the managed TorchSharp.dll of ``source`` + ``patches`` (cached)."""
     cache = cache or SOURCE_ROOT
@@ -250,7 +237,7 @@ def build_source(source: Path, patches: Sequence[Path] = (), cache: Path | None 
         version = read_version(tree)
         key = cache_key(tree_hash(tree), patch_bytes)
         folder = cache / key
-        with _locked(cache / f"{key}.lock"):
+        with locked(cache / f"{key}.lock"):
             meta_path = folder / "build.json"
             if not meta_path.exists():
                 for p in patches:
@@ -297,7 +284,7 @@ def make_worker(build: SourceBuild) -> Path:
     stamp_text = f"{(base / '.source-hash').read_text()} {dll_hash}"
     out = build.folder / "worker"
     stamp = out / ".source-build-stamp"
-    with _locked(build.folder / "worker.lock"):
+    with locked(build.folder / "worker.lock"):
         if stamp.exists() and stamp.read_text() == stamp_text:
             return out
         shutil.rmtree(out, ignore_errors=True)

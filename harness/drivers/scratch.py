@@ -19,10 +19,16 @@ def write_scratch_tensor(path: Path | str, t: torch.Tensor) -> None:
     """A tensor file that the harness itself reads back (an input or an answer crossing a
     process boundary): written straight into ``path``, without the codec's fsync and rename,
     which cost seconds per GiB and protect nothing here (the file is transient, and the
-    reader is told of it only after this returns). Read with the trusted codec's
-    ``read_tensor``."""
+    reader is told of it only after this returns). Inverse of :func:`read_scratch_tensor`."""
     with open(path, "wb", buffering=0) as f:
         trusted_codec.write_tensor(f, t)
+
+
+def read_scratch_tensor(path: Path | str) -> torch.Tensor:
+    """A tensor file the harness wrote or asked for, mapped copy-on-write (the trusted codec's
+    ``mmap=True``): its bytes are the page cache's, no new memory is touched for a 2 GiB
+    tensor, and the mapping outlives the file's removal. Inverse of :func:`write_scratch_tensor`."""
+    return trusted_codec.read_tensor(path, mmap=True)
 
 
 class Scratch:
@@ -45,7 +51,7 @@ class Scratch:
             for name, t in inputs.items():
                 write_scratch_tensor(paths[name], t)
             answer = call(paths)
-            return answer, {name: trusted_codec.read_tensor(paths[name]) for name in outputs}
+            return answer, {name: read_scratch_tensor(paths[name]) for name in outputs}
         finally:
             for p in paths.values():
                 p.unlink(missing_ok=True)

@@ -18,6 +18,9 @@ import torch
 from harness import codec
 from tests.codec._util import dotnet_str, uleb
 
+# with pytest-xdist (tox.ini): on the worker that runs the large-tensor cells, never beside them
+pytestmark = pytest.mark.xdist_group("large")
+
 N = 2 ** 31 + 17
 GiB = 1 << 30
 

@@ -122,6 +122,20 @@ def test_large_cells_skip_with_the_reason_when_switched_off(tmp_path, monkeypatc
     assert result.outcome == "skip" and "HARNESS_SKIP_LARGE_TESTS=1" in result.reason
 
 
+def test_the_room_for_large_cells_is_measured_once_per_run(tmp_path, monkeypatch):
+    """Later large cells find the run's own workers holding memory for them: measuring again
+    would make their verdict depend on what ran before and beside them."""
+    import harness.runner as cells
+    monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
+    answers = iter(["a cell of tensors past 2 GiB needs 10 GiB of free memory; 1.0 GiB available", None])
+    calls = []
+    monkeypatch.setattr(cells, "large_cell_obstacle", lambda d: calls.append(d) or next(answers))
+    runner = runner_with(tmp_path, FakeTorchSharp())
+    first = runner.run(cell("tensor_uint8_huge_numel", "tensor_py2ts"))
+    second = runner.run(cell("tensor_float32_huge_bytes", "tensor_ts2py"))
+    assert len(calls) == 1 and first.outcome == second.outcome == "skip" and "1.0 GiB" in second.reason
+
+
 def test_large_cell_obstacles_name_memory_and_disk(tmp_path, monkeypatch):
     import harness.runner as cells
     monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
