@@ -21,14 +21,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-VOLATILE_DETAILS = ("stack", "traceback")  # .NET frames differ as tiered JIT inlines differently
+# .NET frames differ as tiered JIT inlines differently; TorchSharp's values where it leaves
+# memory uninitialised (fresh_init, GroupNorm) are whatever that memory held
+VOLATILE_DETAILS = ("stack", "traceback", "torchsharp_fresh_sha256")
 
 
 def comparable(matrix: Path) -> tuple[float, list[dict[str, Any]]]:
     """A run's duration and its cells without what is timing (duration_s), where the run
     lives (evidence, made relative to the run's folder), or diagnostics that differ between
     any two runs, serial or not: a crashed worker's stderr tail (timestamps, and the earlier
-    requests it holds) and stack traces."""
+    requests it holds), stack traces, and VOLATILE_DETAILS."""
     matrix = matrix.resolve()
     data = json.loads(matrix.read_text())
     cells = data["cells"]
@@ -38,7 +40,7 @@ def comparable(matrix: Path) -> tuple[float, list[dict[str, Any]]]:
         for key in VOLATILE_DETAILS:
             c.get("details", {}).pop(key, None)
         if c.get("evidence"):
-            c["evidence"] = str(Path(c["evidence"]).relative_to(matrix.parent))
+            c["evidence"] = str(Path(c["evidence"]).resolve().relative_to(matrix.parent))
     return float(data["duration_s"]), cells
 
 

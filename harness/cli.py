@@ -103,6 +103,7 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    "large-tensor cells all in shard 1); `merge` combines the shards' reports")
     r.add_argument("--cells-dir", help=argparse.SUPPRESS)  # --jobs: where a job leaves failing cells' files
     r.add_argument("--large-jobs", type=int, default=0, help=argparse.SUPPRESS)  # --jobs: jobs with large cells
+    r.add_argument("--large-room", default=None, help=argparse.SUPPRESS)  # --jobs: "" or why large cells can't run
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
                    "each kind, on every check and axis available, no large tensors "
                    "(QUICK_CASES in harness/matrix_run.py)")

@@ -28,7 +28,7 @@ from harness.plan import Cell, job_of_cells, make_cells, parse_shard, plan_finge
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
 from harness.report.history import HISTORY_NAME, append_history
-from harness.runner import CellRunner
+from harness.runner import CellRunner, large_cell_obstacle
 from harness import allocator, memory
 from harness.agreement import cross_check
 from harness.drivers.pythonnet import start_pythonnet
@@ -64,7 +64,7 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
                           torchsharp_env=tuple(args.torchsharp_env), torchsharp_source=source,
                           torchsharp_patches=patches, torchsharp_label=args.torchsharp_label)
         runner = CellRunner(py, ts, Path(args.cells_dir) if args.cells_dir else out / "cells", expected,
-                            keep_passing=args.keep, repro=repro)
+                            keep_passing=args.keep, repro=repro, large_room=args.large_room)
         if isinstance(py, PythonDriver):
             provenance.update(py.capabilities.provenance)
         else:
@@ -108,12 +108,12 @@ def _child_argv(args: argparse.Namespace, k: int, n: int, run_id: str, out: Path
             skip = False
             continue
         name = a.split("=", 1)[0]
-        if name in ("--jobs", "--large-jobs", "--run-id", "--out", "--shard", "--cells-dir"):
+        if name in ("--jobs", "--large-jobs", "--large-room", "--run-id", "--out", "--shard", "--cells-dir"):
             skip = "=" not in a
             continue
         argv.append(a)
     return [sys.executable, "-m", "harness", *argv, "--large-jobs", str(args.large_jobs), "--jobs", "1",
-            "--shard", f"{k}/{n}",
+            "--large-room", args.large_room or "", "--shard", f"{k}/{n}",
             "--run-id", f"{run_id}-shard{k}of{n}", "--out", str(out / "shards"), "--cells-dir", str(out / "cells")]
 
 
@@ -192,6 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # how many jobs may hold large-tensor cells (all of them when none of those will run)
         large_run = (any("large" in c.features for c in cases) and os.environ.get("HARNESS_SKIP_LARGE_TESTS") != "1")
         args.large_jobs = memory.large_jobs(jobs) if large_run else jobs
+        # the room for large cells, measured once here, before any job holds memory
+        args.large_room = (large_cell_obstacle(out / "cells") or "") if large_run else None
         return run_jobs(args, jobs, run_id, out)
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")

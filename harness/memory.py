@@ -7,8 +7,9 @@ tensors) peaks at about 10 GiB (the harness process 4.3 GiB, the C# worker 2.2, 
 host 2.3, the PyTorch 2.6 worker 2.6 RSS, and the files in the page cache), and keeps most of
 it until it ends, because each process keeps its peak for the next large tensor. Two such
 jobs at once (HARNESS_LARGE_JOBS=2) left 9 GiB of 23 available, but each large cell ran 1.5x
-slower beside the other (host page faults and the disk's fsyncs are shared) and the pair saved
-only a quarter of the large cells' time: LARGE_JOB_BYTES keeps this machine at one.
+slower beside the other (host page faults and the disk's fsyncs are shared): the default
+matrix took 302.6 s that way against 266.8 s with one large job (benchmarks/README.md), so
+LARGE_JOB_BYTES keeps this machine at one.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.cases import OptimizerCase
 from harness.checks import REGISTRY, CheckSkipped, Context
 from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
+from harness.memory import available_bytes
 from harness.evidence import ReproSpec, cell_dir, keep
 from harness.expectations import ExpectedFailures, features_of
 from harness.outcomes import CellResult, Verdict
@@ -32,13 +33,8 @@ def large_cell_obstacle(workdir: Path) -> str | None:
     """Why a cell moving tensors past 2 GiB cannot run here (None: it can)."""
     if os.environ.get("HARNESS_SKIP_LARGE_TESTS") == "1":
         return "cells of 'large' cases switched off by HARNESS_SKIP_LARGE_TESTS=1"
-    available = 0
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except OSError:
+    available = available_bytes()
+    if not available:
         return "cannot tell the free memory (no /proc/meminfo) for a cell of tensors past 2 GiB"
     if available < LARGE_MIN_MEMORY:
         return (f"a cell of tensors past 2 GiB needs {LARGE_MIN_MEMORY >> 30} GiB of free memory; "
@@ -59,14 +55,16 @@ class CellRunner:
 
     def __init__(self, pytorch: PythonDriver | Exception, torchsharp: Mapping[str, TorchSharpSide | Exception],
                  workdir: Path, expected: ExpectedFailures | None = None, keep_passing: bool = False,
-                 repro: ReproSpec | None = None):
+                 repro: ReproSpec | None = None, large_room: str | None = None):
         self.py = pytorch
         self.repro = repro or ReproSpec()
         self.ts = dict(torchsharp)
         self.workdir = workdir
         self.expected = expected or ExpectedFailures()
         self.keep_passing = keep_passing
-        self._room: tuple[str | None] | None = None  # room for large cells, measured once
+        # room for large cells, measured once (``large_room``: measured by the parent of --jobs,
+        # "" for room, else why not, so every job gives the verdict a serial run would)
+        self._room: tuple[str | None] | None = None if large_room is None else (large_room or None,)
 
     def _large_room(self) -> str | None:
         """Whether this machine has room for the large-tensor cells, measured once, at the

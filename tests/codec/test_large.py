@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from harness import codec
+from harness.memory import available_bytes
 from tests.codec._util import dotnet_str, uleb
 
 # with pytest-xdist (tox.ini): on the worker that runs the large-tensor cells, never beside them
@@ -25,22 +26,11 @@ N = 2 ** 31 + 17
 GiB = 1 << 30
 
 
-def _available_ram() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def _skip_reason(folder: Path) -> str | None:
     if os.environ.get("HARNESS_SKIP_LARGE_TESTS") == "1":
         return "HARNESS_SKIP_LARGE_TESTS=1"
-    ram = _available_ram()
-    if ram is not None and ram < 7 * GiB:
+    ram = available_bytes()
+    if ram and ram < 7 * GiB:
         return f"needs ~7 GiB of available RAM, {ram / GiB:.1f} GiB here"
     free = shutil.disk_usage(folder).free
     if free < 3 * GiB:

@@ -136,6 +136,18 @@ def test_the_room_for_large_cells_is_measured_once_per_run(tmp_path, monkeypatch
     assert len(calls) == 1 and first.outcome == second.outcome == "skip" and "1.0 GiB" in second.reason
 
 
+def test_a_room_measured_by_the_parent_of_jobs_is_taken_as_given(tmp_path, monkeypatch):
+    import harness.runner as cells
+    monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
+    monkeypatch.setattr(cells, "large_cell_obstacle", lambda d: pytest.fail("measured again"))
+    why = "a cell of tensors past 2 GiB needs 10 GiB of free memory; 3.0 GiB available"
+    runner = CellRunner(PyTorchDriver(load_codec("ours")), {"fake": FakeTorchSharp()}, tmp_path, large_room=why)
+    result = runner.run(cell("tensor_float32_huge_bytes", "tensor_ts2py"))
+    assert result.outcome == "skip" and result.reason == why
+    room = CellRunner(PyTorchDriver(load_codec("ours")), {"fake": FakeTorchSharp()}, tmp_path, large_room="")
+    assert room._large_room() is None
+
+
 def test_large_cell_obstacles_name_memory_and_disk(tmp_path, monkeypatch):
     import harness.runner as cells
     monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
