@@ -7,9 +7,9 @@ TorchSharp's load and save, the read-back). With glibc, every 2 GiB allocation i
 here at 3-5 s per 2 GiB, and the same again for every cell. jemalloc with decay switched off
 (``dirty_decay_ms:-1,muzzy_decay_ms:-1``) hands the next 2 GiB allocation the pages of the
 last one instead: make_tensor 6.3 s -> 1.4 s, TorchSharp's Tensor.Load + Save 18 s -> 9 s
-(benchmarks/README.md "Large cells"). Each process keeps its own peak until it ends, which
-is why the large-tensor cells of one run go through one set of workers at a time
-(harness/memory_gate.py).
+(benchmarks/README.md, bench_large_cell.py). Each process keeps its own peak until it ends,
+which is why --jobs gives the large-tensor cells only as many jobs as memory carries
+(harness/memory.py).
 
 Verdicts do not depend on it: the allocator places bytes, it does not change them. The run's
 provenance names the allocator in force. ``HARNESS_ALLOCATOR=system`` keeps glibc's.
@@ -17,6 +17,7 @@ provenance names the allocator in force. ``HARNESS_ALLOCATOR=system`` keeps glib
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,8 +41,7 @@ def in_force(env: Mapping[str, str] | None = None) -> bool:
 
 def retaining_env(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` plus what preloads jemalloc with retention (children inherit it: the
-    TorchSharp workers, the pythonnet host, the PyTorch 2.6 worker in its root). Inverse
-    of nothing: a process cannot take its allocator back."""
+    TorchSharp workers, the pythonnet host, the PyTorch 2.6 worker in its root)."""
     preload = [p for p in env.get("LD_PRELOAD", "").split(":") if p and p != str(JEMALLOC)]
     return {**env, "LD_PRELOAD": ":".join([str(JEMALLOC), *preload]), "MALLOC_CONF": RETAIN_CONF,
             _MARK: "jemalloc"}
@@ -60,5 +60,4 @@ def reexec_with_jemalloc(argv: list[str]) -> None:
     to be done."""
     if in_force() or not wanted():
         return
-    import sys
     os.execve(sys.executable, [sys.executable, "-m", "harness", *argv], retaining_env(os.environ))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
 import subprocess
 import sys
@@ -189,11 +188,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device)) * len(args.pytorch)
     jobs = args.jobs if args.jobs is not None else memory.auto_jobs(n_cells)
     if jobs > 1 and not args.shard:
-        # how many jobs may hold large-tensor cells (all of them when none of those will run)
-        large_run = (any("large" in c.features for c in cases) and os.environ.get("HARNESS_SKIP_LARGE_TESTS") != "1")
-        args.large_jobs = memory.large_jobs(jobs) if large_run else jobs
-        # the room for large cells, measured once here, before any job holds memory
-        args.large_room = (large_cell_obstacle(out / "cells") or "") if large_run else None
+        # the room for large-tensor cells, measured once here, before any job holds memory; how
+        # many jobs may hold them (all of them when they will not run: they are skips)
+        has_large = any("large" in c.features for c in cases)
+        args.large_room = (large_cell_obstacle(out / "cells") or "") if has_large else None
+        args.large_jobs = memory.large_jobs(jobs) if has_large and not args.large_room else jobs
         return run_jobs(args, jobs, run_id, out)
     codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")

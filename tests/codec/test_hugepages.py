@@ -286,8 +286,13 @@ def test_a_platform_without_madvise_hugepage_falls_back(tmp_path, monkeypatch) -
     assert _hugepages._configure("auto")[0] is None
     monkeypatch.setattr(_hugepages, "MIN_BYTES", 1)
     assert _hugepages.new_buffer(4 * MiB) is None
+    _assert_plain_round_trip(tmp_path, torch.int32)
+
+
+def _assert_plain_round_trip(tmp_path: Path, dtype: torch.dtype) -> None:
+    """With huge pages unavailable, a large record still loads, bit for bit."""
     path = tmp_path / "m.dat"
-    t = _large(torch.int32, 3 * MiB)
+    t = _large(dtype, 3 * MiB)
     codec.write_state_dict(path, {"w": t})
     assert raw_bytes(codec.read_state_dict(path)["w"]) == raw_bytes(t)
 
@@ -296,7 +301,4 @@ def test_an_advice_the_kernel_refuses_falls_back(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(_hugepages, "_MADV_HUGEPAGE", 4711)  # no such advice: madvise fails with EINVAL
     monkeypatch.setattr(_hugepages, "MIN_BYTES", 1)
     assert _hugepages.new_buffer(4 * MiB) is None
-    path = tmp_path / "m.dat"
-    t = _large(torch.int16, 3 * MiB)
-    codec.write_state_dict(path, {"w": t})
-    assert raw_bytes(codec.read_state_dict(path)["w"]) == raw_bytes(t)
+    _assert_plain_round_trip(tmp_path, torch.int16)

@@ -6,13 +6,11 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
-
 from harness.cases import load_catalogue
 from harness.plan import Cell
 from harness.runner import CellRunner
-from harness.drivers.protocol import WorkerTimeout
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
+from tests.conformance.restarts import assert_crash_cell_then_restart, assert_timeout_then_restart
 
 CAT = load_catalogue()
 
@@ -34,13 +32,8 @@ def test_kill_9_gives_a_crash_cell_and_the_run_goes_on(cell_runner: CellRunner, 
     driver = KillDuringLoad(DEFAULT_VERSION, workdir=tmp_path / "w")
     try:
         runner = CellRunner(cell_runner.py, {DEFAULT_VERSION: driver}, tmp_path / "cells")
-        first_pid = driver.pid
-        crashed = runner.run(_cell("lenet1", "py2ts"))
-        assert crashed.outcome == "error"
-        assert crashed.reason.startswith("crash:")
-        assert driver.pid != first_pid  # restarted
-        after = runner.run(_cell("lenet1", "ts2py"))  # does not call load_module on the worker
-        assert after.outcome == "pass", after.reason
+        # ts2py does not call load_module on the worker
+        assert_crash_cell_then_restart(runner, driver, _cell("lenet1", "py2ts"), _cell("lenet1", "ts2py"))
     finally:
         driver.close()
 
@@ -49,11 +42,7 @@ def test_a_stuck_worker_times_out_and_is_restarted(tmp_path: Path) -> None:
     driver = TorchSharpDriver(DEFAULT_VERSION, workdir=tmp_path / "w", timeout=2)
     try:
         driver.build(next(c for c in CAT.all() if c.name == "lenet1"), "cpu")
-        first_pid = driver.pid
-        with pytest.raises(WorkerTimeout):
-            driver.train(steps=1_000_000, seed=0, input_shape=[64, 1, 28, 28])
-        driver.ensure_alive()
-        assert driver.pid != first_pid
+        assert_timeout_then_restart(driver)
         assert driver.call("hello")["version"]
     finally:
         driver.close()

@@ -28,10 +28,10 @@ from harness.runner import CellRunner
 from harness.codecs import load_codec
 from harness.digest import TensorDigest
 from harness.drivers.pythonnet import PythonnetDriver, column, driver_kind, host_argv, start_pythonnet
-from harness.drivers.protocol import WorkerTimeout
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
 from harness.expectations import ExpectedFailures
+from tests.conformance.restarts import assert_crash_cell_then_restart, assert_timeout_then_restart
 
 ROOT = Path(__file__).resolve().parents[2]
 CAT = load_catalogue()
@@ -212,13 +212,9 @@ def test_kill_9_of_the_host_gives_an_error_cell_and_a_restarted_host(tmp_path: P
     try:
         _kill_during_load(driver)
         runner = CellRunner(PyTorchDriver(load_codec("ours")), {DEFAULT_VERSION: driver}, tmp_path / "cells")
-        first_pid = driver.pid
-        crashed = runner.run(Cell(CAT.models["lenet1"], "py2ts", "host", DEFAULT_VERSION, "cpu", "ours"))
-        assert crashed.outcome == "error"
-        assert crashed.reason.startswith("crash:")
-        assert driver.pid != first_pid  # restarted
-        after = runner.run(Cell(CAT.models["lenet1"], "ts2py", "host", DEFAULT_VERSION, "cpu", "ours"))
-        assert after.outcome == "pass", after.reason
+        assert_crash_cell_then_restart(runner, driver,
+                                       Cell(CAT.models["lenet1"], "py2ts", "host", DEFAULT_VERSION, "cpu", "ours"),
+                                       Cell(CAT.models["lenet1"], "ts2py", "host", DEFAULT_VERSION, "cpu", "ours"))
     finally:
         driver.close()
 
@@ -227,11 +223,7 @@ def test_a_stuck_host_times_out_and_is_restarted(tmp_path: Path) -> None:
     driver = PythonnetDriver(DEFAULT_VERSION, workdir=tmp_path / "w", timeout=2)
     try:
         driver.build(CAT.models["lenet1"], "cpu")
-        first_pid = driver.pid
-        with pytest.raises(WorkerTimeout):
-            driver.train(steps=1_000_000, seed=0, input_shape=[64, 1, 28, 28])
-        driver.ensure_alive()
-        assert driver.pid != first_pid
+        assert_timeout_then_restart(driver)
         assert driver.call("hello")["driver"] == "pythonnet"
     finally:
         driver.close()
