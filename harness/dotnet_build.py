@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.drivers.protocol import ProcessFailed
-from harness.drivers.torchsharp_versions import LIBTORCH_FOR, NOT_SERVED
+from harness.drivers.torchsharp_versions import LIBTORCH_FOR, NOT_SERVED, companion_props
 from harness.paths import ROOT
 
 
@@ -52,6 +52,7 @@ def build_project(csproj: Path, version: str, out: Path, dll_name: str, force: b
     :class:`DotnetUnavailable` when it cannot be built here (a failing build: with its command
     line and both output streams)."""
     dll, stamp = out / dll_name, out / ".source-hash"
+    extra_props = [*companion_props(version), *extra_props]  # TorchSharp.PyBridge, TorchVision pinned beside it
     digest = source_hash(csproj.parent, version, " ".join(extra_props))
     if not force and dll.exists() and stamp.exists() and stamp.read_text() == digest:
         return dll

@@ -47,17 +47,17 @@ def make_python_state(ctx: Context) -> None:
 def py_to_ts(ctx: Context, compare: bool = True) -> Digest:
     """PyTorch's state, written by the codec under test, loaded by TorchSharp; with
     ``compare``, TorchSharp's digests must equal PyTorch's. Returns PyTorch's digest."""
-    case, d = ctx.cell.case, ctx.d
+    case = ctx.cell.case
     is_opt = isinstance(case, OptimizerCase)
     make_python_state(ctx)
-    ctx.py.save_module(d / "py_module.dat")
+    ctx.py.save_module(ctx.file("py_module"))
     if is_opt:
-        ctx.py.save_optimizer(d / "py_optimizer.dat")
+        ctx.py.save_optimizer(ctx.file("py_optimizer"))
     expected = ctx.py.digest()
     ctx.ts.build(case, ctx.cell.device)
-    ctx.ts.load_module(d / "py_module.dat")
+    ctx.ts.load_module(ctx.file("py_module"))
     if is_opt:
-        ctx.ts.load_optimizer(d / "py_optimizer.dat")
+        ctx.ts.load_optimizer(ctx.file("py_optimizer"))
     if not compare:
         return expected
     got = ctx.ts.digest()
@@ -75,6 +75,6 @@ def ts_makes_state(ctx: Context, steps: int) -> None:
     mc = model_case_of(ctx.cell.case)
     ctx.ts.build(ctx.cell.case, ctx.cell.device)
     ctx.ts.train(steps, mc.seed + TS_TRAIN_SEED_OFFSET, mc.input_shape, mc.input)
-    ctx.ts.save_module(ctx.d / "ts_module.dat")
+    ctx.ts.save_module(ctx.file("ts_module"))
     if isinstance(ctx.cell.case, OptimizerCase):
-        ctx.ts.save_optimizer(ctx.d / "ts_optimizer.dat")
+        ctx.ts.save_optimizer(ctx.file("ts_optimizer"))

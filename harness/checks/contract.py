@@ -14,7 +14,7 @@ from harness.drivers.base import model_case_of
 
 def _contract(ctx: Context, which: str, what: str) -> None:
     ts_makes_state(ctx, model_case_of(ctx.cell.case).train_steps)
-    fail_if(ctx.py.codec_contract(ctx.d / "ts_module.dat", which), what, ctx.details)
+    fail_if(ctx.py.codec_contract(ctx.file("ts_module"), which), what, ctx.details)
 
 
 @check("contract_usable", {"model"})

@@ -46,6 +46,11 @@ class Context:
     ts: TorchSharpSide
     d: Path
     details: dict[str, Any] = field(default_factory=dict)
+    suffix: str = ".dat"  # the file form the cell's route writes (harness/routes/)
+
+    def file(self, stem: str) -> Path:
+        """The cell's file ``stem`` in the form its route carries (``py_module`` -> py_module.dat)."""
+        return self.d / f"{stem}{self.suffix}"
 
 
 # Why a side's missing capability skips a check (format keys: codec, name, version).

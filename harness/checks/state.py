@@ -30,23 +30,22 @@ def py2ts(ctx: Context) -> None:
 @check("py2ts2py", {"model", "optimizer"})
 def py2ts2py(ctx: Context) -> None:
     """... then TorchSharp saves and the codec reads back: every tensor's bytes equal the original."""
-    d = ctx.d
     expected = py_to_ts(ctx)
     is_opt = isinstance(ctx.cell.case, OptimizerCase)
-    ctx.ts.save_module(d / "ts_module.dat")
-    back = ctx.py.read_module(d / "ts_module.dat")
-    ctx.details["module_file_identical"] = same_bytes(d / "py_module.dat", d / "ts_module.dat")
+    ctx.ts.save_module(ctx.file("ts_module"))
+    back = ctx.py.read_module(ctx.file("ts_module"))
+    ctx.details["module_file_identical"] = same_bytes(ctx.file("py_module"), ctx.file("ts_module"))
     problems = compare_modules(expected.module, back, "original", "read back")
     if is_opt:
-        ctx.ts.save_optimizer(d / "ts_optimizer.dat")
-        ctx.details["optimizer_file_identical"] = same_bytes(d / "py_optimizer.dat", d / "ts_optimizer.dat")
+        ctx.ts.save_optimizer(ctx.file("ts_optimizer"))
+        ctx.details["optimizer_file_identical"] = same_bytes(ctx.file("py_optimizer"), ctx.file("ts_optimizer"))
     fail_if(problems, "state read back from TorchSharp's file differs from the original", ctx.details)
     if is_opt:
         if "read_optimizer" not in ctx.py.capabilities.features:
             raise CheckSkipped(f"module state round-tripped; codec {ctx.py.codec_name!r} cannot read "
                                "optimizer files, so the optimizer half is not checked")
         ctx.py.build(ctx.cell.case, ctx.cell.device)
-        ctx.py.load_optimizer(d / "ts_optimizer.dat")
+        ctx.py.load_optimizer(ctx.file("ts_optimizer"))
         fail_if(compare_optimizers(expected.optimizer, ctx.py.digest().optimizer, "read back"),
                 "optimizer state read back from TorchSharp's file differs from the original", ctx.details)
 
@@ -54,15 +53,15 @@ def py2ts2py(ctx: Context) -> None:
 @check("ts2py", {"model", "optimizer"})
 def ts2py(ctx: Context) -> None:
     """TorchSharp trains and saves; the codec reads what TorchSharp holds, and PyTorch accepts it."""
-    case, d = ctx.cell.case, ctx.d
+    case = ctx.cell.case
     is_opt = isinstance(case, OptimizerCase)
     ts_makes_state(ctx, case.steps if isinstance(case, OptimizerCase) else model_case_of(case).train_steps)
     got = ctx.ts.digest()
-    problems = compare_modules(got.module, ctx.py.read_module(d / "ts_module.dat"), "TorchSharp", "codec")
+    problems = compare_modules(got.module, ctx.py.read_module(ctx.file("ts_module")), "TorchSharp", "codec")
     fail_if(problems, "the codec read other state than TorchSharp holds", ctx.details)
     ctx.py.build(case, ctx.cell.device)
     try:
-        ctx.py.load_module(d / "ts_module.dat")
+        ctx.py.load_module(ctx.file("ts_module"))
     except RuntimeError as exc:
         if isinstance(exc, CodecFailure):
             raise
@@ -73,6 +72,6 @@ def ts2py(ctx: Context) -> None:
         if "read_optimizer" not in ctx.py.capabilities.features:
             raise CheckSkipped(f"module state checked; codec {ctx.py.codec_name!r} cannot read "
                                "optimizer files, so the optimizer half is not checked")
-        ctx.py.load_optimizer(d / "ts_optimizer.dat")
+        ctx.py.load_optimizer(ctx.file("ts_optimizer"))
         fail_if(compare_optimizers(got.optimizer, ctx.py.digest().optimizer, "PyTorch"),
                 "PyTorch's optimizer holds other state than TorchSharp saved", ctx.details)

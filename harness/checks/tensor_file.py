@@ -19,14 +19,13 @@ def tensor_py2ts(ctx: Context) -> None:
     """The codec's single-tensor file of edge values: TorchSharp's Tensor.Load holds those bytes and re-saves
     the same file."""
     assert isinstance(ctx.cell.case, TensorCase)
-    d = ctx.d
     t = inputs.make_tensor(ctx.cell.case)
-    ctx.py.write_tensor_file(t, d / "py_tensor.dat")
-    got = ctx.ts.tensor_roundtrip(d / "py_tensor.dat", d / "ts_tensor.dat")
+    ctx.py.write_tensor_file(t, ctx.file("py_tensor"))
+    got = ctx.ts.tensor_roundtrip(ctx.file("py_tensor"), ctx.file("ts_tensor"))
     expected = TensorDigest.of(t)
     if got != expected:
         raise CheckFailed(f"TorchSharp's Tensor.Load holds {got}, PyTorch wrote {expected}", ctx.details)
-    same = same_bytes(d / "py_tensor.dat", d / "ts_tensor.dat")
+    same = same_bytes(ctx.file("py_tensor"), ctx.file("ts_tensor"))
     ctx.details["file_identical"] = same
     if not same:
         raise CheckFailed("TorchSharp's Tensor.Save wrote other bytes than it loaded", ctx.details)
@@ -38,7 +37,7 @@ def tensor_ts2py(ctx: Context) -> None:
     assert isinstance(ctx.cell.case, TensorCase)
     d = ctx.d
     write_scratch_tensor(d / "input.dat", inputs.make_tensor(ctx.cell.case))
-    got = ctx.ts.tensor_roundtrip(d / "input.dat", d / "ts_tensor.dat")
-    back = TensorDigest.of(ctx.py.read_tensor_file(d / "ts_tensor.dat"))
+    got = ctx.ts.tensor_roundtrip(d / "input.dat", ctx.file("ts_tensor"))
+    back = TensorDigest.of(ctx.py.read_tensor_file(ctx.file("ts_tensor")))
     if back != got:
         raise CheckFailed(f"the codec read {back} from TorchSharp's file; TorchSharp held {got}", ctx.details)
