@@ -11,6 +11,16 @@ MARKER="$ROOTFS/.harness-ready"
 log() { printf '[setup-pytorch26] %s\n' "$*" >&2; }
 SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
 JEMALLOC=usr/lib/x86_64-linux-gnu/libjemalloc.so.2   # the run's allocator (harness/allocator.py)
+# Packages the root gained after it was first made (safetensors: the safetensors route;
+# torchvision: the model zoo); a root made before them gets them added here.
+EXTRAS="python3-safetensors python3-torchvision"
+add_extras() {
+  $SUDO chroot "$ROOTFS" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $EXTRAS >/dev/null && apt-get clean"
+}
+if [ -f "$MARKER" ] && ! $SUDO chroot "$ROOTFS" python3 -c 'import safetensors, torchvision' 2>/dev/null; then
+  log "adding $EXTRAS to the root"
+  add_extras || log "could not add $EXTRAS: the 2.6 worker's safetensors and zoo cells will say unavailable"
+fi
 if [ -f "$MARKER" ]; then
   if [ ! -e "$ROOTFS/$JEMALLOC" ]; then  # a root made before the allocator: add it (best effort)
     log "adding libjemalloc2 to the root"
@@ -34,8 +44,8 @@ mkdir -p "$ROOTFS"
 log "debootstrap trixie into $ROOTFS (about 25 s)"
 $SUDO debootstrap --variant=minbase trixie "$ROOTFS" "$mirror" >/dev/null
 log "installing python3-torch 2.6 inside (about 40 s)"
-$SUDO chroot "$ROOTFS" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-torch python3-numpy libjemalloc2 >/dev/null && apt-get clean'
+$SUDO chroot "$ROOTFS" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-torch python3-numpy libjemalloc2 '"$EXTRAS"' >/dev/null && apt-get clean'
 mkdir -p "$ROOTFS/mnt/x"
-$SUDO chroot "$ROOTFS" python3 -c 'import torch, numpy; print(torch.__version__, numpy.__version__)' >&2
+$SUDO chroot "$ROOTFS" python3 -c 'import torch, numpy, safetensors, torchvision; print(torch.__version__, numpy.__version__, safetensors.__version__, torchvision.__version__)' >&2
 touch "$MARKER"
 log "ready"

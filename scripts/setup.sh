@@ -4,7 +4,7 @@
 # Everything a fresh Debian 12 machine lacks (why each step: docs/setup.md):
 #   1. Debian 13's libstdc++6 (TorchSharp 0.107's native library needs GLIBCXX_3.4.32),
 #      with trixie pinned low so nothing else moves.  Must come before step 2.
-#   2. Debian's python3-torch, numpy, pytest, hypothesis and tox (PyPI is unreachable).
+#   2. Debian's python3-torch, torchvision (the model zoo), numpy, pytest, hypothesis and tox (PyPI is unreachable).
 #   3. Debian's chromium, for the HTML report's browser test; Debian's patch, for --torchsharp-patch.
 #   4. Debian's libpython3.11 (the pythonnet host embeds it: harness/drivers/pythonnet.py).
 #   5. The .NET worker and the pythonnet host, built once per TorchSharp version
@@ -79,14 +79,14 @@ PIN
 step_python() {
   # pytest-xdist: the suite's tests in parallel (tox.ini); libjemalloc2: the matrix run's
   # allocator, which keeps freed memory for the next large tensor (harness/allocator.py)
-  if [ -x "$PY" ] && "$PY" -c 'import torch, numpy, pytest, xdist, hypothesis, mypy, flake8' 2>/dev/null \
+  if [ -x "$PY" ] && "$PY" -c 'import torch, torchvision, numpy, pytest, xdist, hypothesis, mypy, flake8' 2>/dev/null \
       && command -v tox >/dev/null 2>&1 && [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ]; then
     return 0
   fi
-  log "installing Debian's python3-torch, numpy, pytest, pytest-xdist, hypothesis, mypy, flake8, tox, libjemalloc2"
+  log "installing Debian's python3-torch, torchvision, numpy, pytest, pytest-xdist, hypothesis, mypy, flake8, tox, libjemalloc2"
   apt_update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    python3-torch python3-numpy python3-pytest python3-pytest-xdist python3-hypothesis python3-mypy \
+    python3-torch python3-torchvision python3-numpy python3-pytest python3-pytest-xdist python3-hypothesis python3-mypy \
     python3-flake8 tox libjemalloc2 >/dev/null
 }
 
