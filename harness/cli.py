@@ -19,6 +19,8 @@ from harness.paths import CASES_DIR, REPORTS_DIR
 # checks they equal harness.plan.DEVICES and harness.checks.CHECKS.
 DEVICES = ("cpu", "cuda")
 PYTORCHS = ("host", "2.6")
+# The routes (harness/routes/ ROUTES, which imports PyTorch: the CLI stays light; a test keeps them equal)
+ROUTE_NAMES = ("dat", "pth", "safetensors")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -85,6 +87,10 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--torchsharp-env", action="append", type=_env_pair, default=[], metavar="NAME=VALUE",
                    help="set an environment variable in the TorchSharp worker processes only, e.g. "
                         "ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN without AVX-512 kernels; PyTorch's process is left alone)")
+    r.add_argument("--route", action="append", choices=ROUTE_NAMES,
+                   help="route(s) the state takes (harness/routes/): dat (the codec's .dat <-> Module.load/save), "
+                        "pth (torch.save/load <-> TorchSharp.PyBridge load_py/save_py), safetensors (safetensors <-> "
+                        "PyBridge load_safetensors/save_safetensors); default: all of them")
     r.add_argument("--case", action="append", help="only these case names")
     r.add_argument("--feature", action="append", help="only cases tagged with one of these features")
     r.add_argument("--check", action="append", help="only these checks (python3 -m harness checks lists them)")

@@ -79,7 +79,7 @@ def _saved_codec(folder: Path, spec: str) -> str:
 
 def write_repro(folder: Path, cell: Cell, result: CellResult, repro: ReproSpec | None = None) -> None:
     """Leave what replays just this cell: the case, the outcome, the codec that ran, and one
-    command that pins every axis (case, check, PyTorch, TorchSharp, device, codec)."""
+    command that pins every axis (case, check, PyTorch, TorchSharp, device, codec, route)."""
     repro = repro or ReproSpec()
     case = cell.case
     spec: dict[str, Any] = {"name": case.name, "source": case.source}
@@ -106,7 +106,8 @@ def write_repro(folder: Path, cell: Cell, result: CellResult, repro: ReproSpec |
                   + (f" --torchsharp-label {q(repro.torchsharp_label)}" if repro.torchsharp_label else ""))
     command = (f"{q(repro.interpreter)} -m harness run --case {q(case.name)} --check {cell.check} "
                f"--pytorch {q(repro.pytorch)} --torchsharp {q(version)} --driver {driver or 'csharp'}{source} "
-               f"--device {cell.device} --codec {codec_arg} --cases {q(repro.cases)}{env} -k {q(cell.id)} "
+               f"--device {cell.device} --codec {codec_arg} --route {cell.route} --cases {q(repro.cases)}{env} "
+               f"-k {q(cell.id)} "
                f"--jobs 1 --run-id repro-{q(folder.name)} --keep -v")
     (folder / "repro.sh").write_text(
         "#!/bin/sh\n# Replays just this cell, with the interpreter, PyTorch, codec and cases of the run\n"

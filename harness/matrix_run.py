@@ -16,7 +16,8 @@ from pathlib import Path
 
 from harness.cases import Case, load_catalogue
 from harness.checks import CHECKS
-from harness.codecs import load_codec
+from harness.codecs import CodecLoadError, load_codec
+from harness.routes import ROUTES
 from harness.console import Console
 from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
 from harness.evidence import ReproSpec
@@ -69,7 +70,7 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
         else:
             provenance[f"PyTorch {label}"] = f"unavailable: {py}"
         version = py.capabilities.version if isinstance(py, PythonDriver) else label
-        for cell in make_cells(cases, version, list(ts), codec_name, args.check, args.device):
+        for cell in make_cells(cases, version, list(ts), codec_name, args.check, args.device, args.route):
             if not args.k or args.k in cell.id:
                 plan.append((runner, cell))
     for v, drv in ts.items():
@@ -185,7 +186,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-    n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device)) * len(args.pytorch)
+    try:  # a --codec naming nothing: one line, before any worker starts
+        codec = load_codec(args.codec)
+    except CodecLoadError as exc:
+        print(f"--codec {args.codec}: {exc}", file=sys.stderr)
+        return 2
+    args.route = args.route or list(ROUTES)
+    n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device,
+                             args.route)) * len(args.pytorch)
     jobs = args.jobs if args.jobs is not None else memory.auto_jobs(n_cells)
     if jobs > 1 and not args.shard:
         # the room for large-tensor cells, measured once here, before any job holds memory; how
@@ -194,7 +202,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.large_room = (large_cell_obstacle(out / "cells") or "") if has_large else None
         args.large_jobs = memory.large_jobs(jobs) if has_large and not args.large_room else jobs
         return run_jobs(args, jobs, run_id, out)
-    codec = load_codec(args.codec)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
     drivers = args.driver or ["csharp", "pythonnet"]
     ts = start_torchsharp(args.torchsharp, out / "work", dict(args.torchsharp_env)) if "csharp" in drivers else {}

@@ -41,13 +41,17 @@ class CellResult:
     details: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     evidence: str | None = None  # folder with the cell's files (kept for failing cells)
+    route: str = "dat"           # harness/routes/ (a report from before routes: every cell is "dat")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        cell = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        if "route" not in data and cell.id.count("::") == 5:  # written before the route axis: the dat route
+            cell.id += "::dat"
+        return cell
 
 
 def summarise(results: list[CellResult]) -> dict[str, int]:

@@ -1,7 +1,9 @@
-"""The cell plan: case x check x PyTorch x TorchSharp x device x codec.
+"""The cell plan: case x check x PyTorch x TorchSharp x device x codec x route.
 
 Which checks a case gets comes from the check registry (harness/checks/): each check says
-which kinds of case it applies to.
+which kinds of case it applies to. A check that does not move state through a route
+(``route_independent``: fresh builds, TorchScript files) is planned once, on the first route
+of the plan, not once per route.
 """
 from __future__ import annotations
 
@@ -23,11 +25,12 @@ class Cell:
     torchsharp: str
     device: str
     codec: str
+    route: str = "dat"
 
     @property
     def id(self) -> str:
         return "::".join((self.case.name, self.check, f"pt{self.pytorch}", f"ts{self.torchsharp}",
-                          self.device, self.codec))
+                          self.device, self.codec, self.route))
 
 
 def checks_for(case: Case) -> tuple[str, ...]:
@@ -36,11 +39,13 @@ def checks_for(case: Case) -> tuple[str, ...]:
 
 
 def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], codec: str,
-               checks: Iterable[str] | None = None, devices: Iterable[str] = DEVICES) -> list[Cell]:
+               checks: Iterable[str] | None = None, devices: Iterable[str] = DEVICES,
+               routes: Sequence[str] = ("dat",)) -> list[Cell]:
     wanted = set(REGISTRY if checks is None else checks)
     versions, devs = list(torchsharp), list(devices)
-    return [Cell(case, check, pytorch, ts, device, codec)
+    return [Cell(case, check, pytorch, ts, device, codec, route)
             for case in cases for check in checks_for(case) if check in wanted
+            for route in (routes[:1] if REGISTRY[check].route_independent else routes)
             for ts in versions for device in devs]
 
 

@@ -1,7 +1,7 @@
 """pytest plugin: the conformance cells as pytest tests (one test per cell id).
 
 Enable with ``-p harness.pytest_plugin`` (pyproject's addopts does). Options:
-``--torchsharp VERSION`` (repeatable), ``--codec SPEC``, ``--cell-device DEVICE``. A test
+``--torchsharp VERSION`` (repeatable), ``--codec SPEC``, ``--cell-device DEVICE``, ``--cell-route ROUTE``. A test
 that requests the ``cell`` fixture is parametrised over the catalogue's cells; the
 ``cell_runner`` fixture starts each TorchSharp worker once per session. Outcomes map to
 pytest's: pass, fail (fail/xpass/error), xfail, skip (with the reason).
@@ -27,6 +27,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--torchsharp", action="append", default=None, help="TorchSharp version(s) to run against")
     g.addoption("--codec", default="ours", help="codec under test (ours | module | file.py | folder)")
     g.addoption("--cell-device", action="append", default=None, choices=DEVICES, help="device axis values")
+    g.addoption("--cell-route", action="append", default=None, help="route axis values (harness/routes/; default all)")
+
+
+def _routes(config: pytest.Config) -> list[str]:
+    from harness.routes import ROUTES
+    return list(config.getoption("cell_route") or ROUTES)
 
 
 def _versions(config: pytest.Config) -> list[str]:
@@ -43,7 +49,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     codec = load_codec(config.getoption("codec"))
     cells = make_cells(load_catalogue().all(), torch.__version__.split("+")[0], _versions(config), codec.name,
-                       CHECKS, config.getoption("cell_device") or DEVICES)
+                       CHECKS, config.getoption("cell_device") or DEVICES, _routes(config))
     # pytest-xdist (tox.ini runs the suite with it): the large-tensor cells all go to one worker
     # (--dist loadgroup), so two of them never hold several GiB each at once
     params = [pytest.param(c, marks=[pytest.mark.xdist_group("large")] if "large" in c.case.features else [])

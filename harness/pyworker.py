@@ -47,6 +47,7 @@ class Server:
 
     def handle(self, op: str, r: dict[str, Any]) -> dict[str, Any]:
         d = self.driver
+        d.route_form = str(r.get("format", "dat"))  # the cell's route (harness/routes/), per request
         if op == "hello":
             c = d.capabilities
             return {"protocol": 1, "implementation": c.name, "version": c.version, "devices": sorted(c.devices),

@@ -22,6 +22,8 @@ from harness.evidence import ReproSpec, cell_dir, keep
 from harness.expectations import ExpectedFailures, features_of
 from harness.outcomes import CellResult, Verdict
 from harness.plan import Cell
+from harness.routes import ROUTES
+from harness.routes.binding import bound_route
 
 # Cells of cases tagged "large" (tensors past 2 GiB) need this much free memory and disk,
 # else they are skipped with the reason; HARNESS_SKIP_LARGE_TESTS=1 switches them off.
@@ -91,12 +93,17 @@ class CellRunner:
         if isinstance(cell.case, OptimizerCase) and cell.case.optimizer_type not in ts.capabilities.optimizers:
             return f"the TorchSharp worker cannot build optimizer {cell.case.optimizer_type}"
         if "large" in cell.case.features:
-            return self._large_room()
-        return REGISTRY[cell.check].missing(py, ts)
+            room = self._large_room()
+            if room:
+                return room
+        chk = REGISTRY[cell.check]
+        return chk.missing(py, ts) or ROUTES[cell.route].obstacle(
+            chk.needs_of_route(cell.case), py.capabilities.features, f"PyTorch {py.capabilities.version}",
+            ts.capabilities.features, f"TorchSharp {cell.torchsharp}")
 
     def run(self, cell: Cell) -> CellResult:
         result = CellResult(id=cell.id, case=cell.case.name, check=cell.check, pytorch=cell.pytorch,
-                            torchsharp=cell.torchsharp, device=cell.device, codec=cell.codec,
+                            torchsharp=cell.torchsharp, device=cell.device, codec=cell.codec, route=cell.route,
                             outcome="pass", features=list(cell.case.features))
         start = time.monotonic()
         d: Path | None = None
@@ -107,7 +114,8 @@ class CellRunner:
                 raise CheckSkipped(obstacle)
             assert not isinstance(py, Exception) and ts is not None and not isinstance(ts, Exception)  # no obstacle
             d = cell_dir(self.workdir, cell)
-            REGISTRY[cell.check].run(Context(cell, py, ts, d, result.details))
+            with bound_route(ROUTES[cell.route], py, ts):
+                REGISTRY[cell.check].run(Context(cell, py, ts, d, result.details, ROUTES[cell.route]))
         except Exception as exc:
             verdict = exc.as_verdict() if hasattr(exc, "as_verdict") else Verdict(
                 "error", f"harness error: {type(exc).__name__}: {exc}",

@@ -101,6 +101,7 @@ def continue_ts2py(ctx: Context) -> None:
     assert isinstance(ctx.cell.case, OptimizerCase)
     ts_makes_state(ctx, ctx.cell.case.steps)
     ctx.py.build(ctx.cell.case, ctx.cell.device)
-    ctx.py.load_module(ctx.d / "ts_module.dat")
-    ctx.py.load_optimizer(ctx.d / "ts_optimizer.dat")
-    _continue_both(ctx, (ctx.d / "ts_module.dat", ctx.d / "ts_optimizer.dat"))
+    ctx.py.load_module(ctx.file("ts_module"))
+    ctx.py.load_optimizer(ctx.file("ts_optimizer"))
+    ctx.ts.snapshot(ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat")  # the state it saved, as .dat
+    _continue_both(ctx, (ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat"))

@@ -17,13 +17,13 @@ def _contract(ctx: Context, which: str, what: str) -> None:
     fail_if(ctx.py.codec_contract(ctx.file("ts_module"), which), what, ctx.details)
 
 
-@check("contract_usable", {"model"})
+@check("contract_usable", {"model"}, route_needs={"codec"})
 def contract_usable(ctx: Context) -> None:
     """What the codec reads from TorchSharp's file owns writable, unshared memory."""
     _contract(ctx, "usable", f"codec {ctx.py.codec_name!r} returns tensors that are not safely usable")
 
 
-@check("contract_damaged", {"model"})
+@check("contract_damaged", {"model"}, route_needs={"codec"})
 def contract_damaged(ctx: Context) -> None:
     """Damaged copies of TorchSharp's file give an error that says where, never a programming error or a value."""
     _contract(ctx, "damaged", f"codec {ctx.py.codec_name!r} gives no clear error for a damaged file")

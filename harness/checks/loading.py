@@ -1,7 +1,7 @@
 """Loading semantics side by side: partial files, fresh builds, views that disagree.
 
-Files here are made with the harness's own codec: these cells are about how each side
-loads, not about the codec under test.
+Files here are made with the harness's own writer of the cell's route (harness/routes/):
+these cells are about how each side loads, not about the codec under test.
 """
 from __future__ import annotations
 
@@ -43,14 +43,14 @@ def partial_load(ctx: Context) -> None:
     extra = "unexpected-extra.weight"
     partial = {k: v for k, v in full.items() if k != dropped}
     partial[extra] = torch.zeros(2, 2)
-    trusted_codec.write_state_dict(d / "partial.dat", partial)
+    ctx.route.write_state(ctx.file("partial"), partial)
     expected = {k: TensorDigest.of(v) for k, v in full.items()}
     side: dict[str, Any] = {"dropped": dropped, "unexpected": extra}
     drivers: tuple[tuple[str, Driver], ...] = (("PyTorch", ctx.py), ("TorchSharp", ctx.ts))
     for name, drv in drivers:
         drv.build(case, ctx.cell.device)
         fresh = drv.digest().module
-        drv.load_module(d / "partial.dat", strict=False)
+        drv.load_module(ctx.file("partial"), strict=False)
         got = drv.digest().module
         want = dict(expected)
         if dropped in fresh:
@@ -62,7 +62,7 @@ def partial_load(ctx: Context) -> None:
         fail_if(problems, f"{name}'s non-strict load did not load exactly the keys present", ctx.details)
 
 
-@check("fresh_init", {"model"})
+@check("fresh_init", {"model"}, route_independent=True)
 def fresh_init(ctx: Context) -> None:
     """A freshly built model, nothing loaded: every state tensor whose initial value does
     not depend on the seed in PyTorch (norm weights 1 and biases 0, running stats, zero
@@ -108,12 +108,12 @@ def view_load(ctx: Context) -> None:
     for name, *_ in case.views:
         t = full[name]
         conflicting[name] = (torch.arange(t.numel(), dtype=torch.float64).reshape(t.shape) * 0.25 + 100).to(t.dtype)
-    trusted_codec.write_state_dict(d / "conflicting.dat", conflicting)
+    ctx.route.write_state(ctx.file("conflicting"), conflicting)
     held: dict[str, Mapping[str, TensorDigest]] = {}
     drivers: tuple[tuple[str, Driver], ...] = (("PyTorch", ctx.py), ("TorchSharp", ctx.ts))
     for side, drv in drivers:
         drv.build(case, ctx.cell.device)
-        drv.load_module(d / "conflicting.dat")
+        drv.load_module(ctx.file("conflicting"))
         held[side] = drv.digest().module
     record: dict[str, Any] = {}
     for name, of, dim, start, length in case.views:

@@ -76,7 +76,7 @@ def _jit(ctx: Context, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dic
     return py_out, ts_out, expected
 
 
-@check("jit_py2ts", {"model"}, torchsharp_needs={"jit"})
+@check("jit_py2ts", {"model"}, torchsharp_needs={"jit"}, route_independent=True)
 def jit_py2ts(ctx: Context) -> None:
     """PyTorch's traced model run by TorchSharp's torch.jit.load: same state, same outputs."""
     assert isinstance(ctx.cell.case, ModelCase)
@@ -85,7 +85,7 @@ def jit_py2ts(ctx: Context) -> None:
     compare_outputs(ctx, py_out, ts_out, x, "PyTorch", "TorchSharp's ScriptModule")
 
 
-@check("jit_ts2py", {"model"}, torchsharp_needs={"jit"})
+@check("jit_ts2py", {"model"}, torchsharp_needs={"jit"}, route_independent=True)
 def jit_ts2py(ctx: Context) -> None:
     """The script TorchSharp re-saved, loaded and run by PyTorch: same state, same outputs."""
     assert isinstance(ctx.cell.case, ModelCase)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from harness.cases import Case, ModelCase, OptimizerCase, TensorCase
 from harness.drivers.base import PythonDriver, TorchSharpSide
 from harness.outcomes import Verdict
+from harness.routes import DAT
+from harness.routes.base import CARRIABLE, Route
 
 if TYPE_CHECKING:  # harness.plan builds cells from this registry
     from harness.plan import Cell
@@ -46,11 +48,11 @@ class Context:
     ts: TorchSharpSide
     d: Path
     details: dict[str, Any] = field(default_factory=dict)
-    suffix: str = ".dat"  # the file form the cell's route writes (harness/routes/)
+    route: Route = DAT  # the road the cell's state takes (harness/routes/); the drivers are bound to it
 
     def file(self, stem: str) -> Path:
         """The cell's file ``stem`` in the form its route carries (``py_module`` -> py_module.dat)."""
-        return self.d / f"{stem}{self.suffix}"
+        return self.d / f"{stem}{self.route.suffix}"
 
 
 # Why a side's missing capability skips a check (format keys: codec, name, version).
@@ -69,6 +71,16 @@ class Check:
     kinds: frozenset[str]                     # "model", "views" (a model case with views), "optimizer", "tensor"
     pytorch_needs: frozenset[str] = frozenset()
     torchsharp_needs: frozenset[str] = frozenset()
+    # What the cell's route must carry beyond what the case kind needs (harness/routes/base.py);
+    # route_independent: the check moves no state through a route (planned once, harness/plan.py).
+    route_needs: frozenset[str] = frozenset()
+    route_independent: bool = False
+
+    def needs_of_route(self, case: Case) -> frozenset[str]:
+        """What a route must carry for this check on ``case``: the case kind's state, and the
+        check's own needs."""
+        kind = {TensorCase: "tensor", OptimizerCase: "optimizer"}.get(type(case), "module")
+        return self.route_needs | {kind} | ({"module"} if kind == "optimizer" else set())
 
     def missing(self, py: PythonDriver, ts: TorchSharpSide) -> str | None:
         """The reason this check cannot run with these drivers (None: it can)."""
@@ -83,17 +95,20 @@ REGISTRY: dict[str, Check] = {}
 
 
 def check(name: str, kinds: set[str], pytorch_needs: set[str] | None = None,
-          torchsharp_needs: set[str] | None = None) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+          torchsharp_needs: set[str] | None = None, route_needs: set[str] | None = None,
+          route_independent: bool = False) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
     """Register the decorated function as the check ``name``."""
     unknown = (pytorch_needs or set()) | (torchsharp_needs or set())
     if unknown - set(NEEDS):
         raise ValueError(f"check {name!r}: unknown capabilities {sorted(unknown - set(NEEDS))}")
+    if (route_needs or set()) - CARRIABLE:
+        raise ValueError(f"check {name!r}: unknown route needs {sorted((route_needs or set()) - CARRIABLE)}")
 
     def register(fn: Callable[[Context], None]) -> Callable[[Context], None]:
         if name in REGISTRY:
             raise ValueError(f"check {name!r} registered twice")
         REGISTRY[name] = Check(name, fn, frozenset(kinds), frozenset(pytorch_needs or ()),
-                               frozenset(torchsharp_needs or ()))
+                               frozenset(torchsharp_needs or ()), frozenset(route_needs or ()), route_independent)
         return fn
     return register
 

@@ -66,9 +66,14 @@ class Capabilities:
 
 
 class Driver(ABC):
-    """One implementation, holding at most one model and one optimizer at a time."""
+    """One implementation, holding at most one model and one optimizer at a time.
+
+    ``route_form``: the file form its load/save/read/write operations use, the cell's route
+    (harness/routes/; set by the runner for each cell, "dat" otherwise). ``snapshot`` always
+    writes the harness's trusted ``.dat``."""
 
     capabilities: Capabilities
+    route_form: str = "dat"
 
     @abstractmethod
     def build(self, case: Case, device: str) -> None:

@@ -22,6 +22,8 @@ from harness.digest import TensorDigest
 from harness.machine import probe
 from harness.drivers.base import Capabilities, Digest, PythonDriver, model_case_of
 from harness.oracle import expected_digest
+from harness.routes import ROUTES, RouteUnavailable
+from harness.routes.base import FileForm
 
 
 class PyTorchDriver(PythonDriver):
@@ -31,6 +33,8 @@ class PyTorchDriver(PythonDriver):
         self.model: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
+        self._forms: dict[str, FileForm] = {"dat": codec}
+        routes = {name for name, r in ROUTES.items() if name != "dat" and self._form_or_none(name) is not None}
         version = torch.__version__.split("+")[0]
         devices = {"cpu"} | ({"cuda"} if torch.cuda.is_available() else set())
         machine = probe(threads=torch.get_num_threads())
@@ -38,12 +42,28 @@ class PyTorchDriver(PythonDriver):
             name="PyTorch", version=version, devices=frozenset(devices),
             optimizers=frozenset(torch_build.OPTIMIZERS),
             features=frozenset({"read_optimizer"} if codec.can_read_optimizer else set())
-            | frozenset({"read_tensor"} if codec.can_read_tensor else set()),
+            | frozenset({"read_tensor"} if codec.can_read_tensor else set()) | frozenset(routes),
             provenance={"torch": torch.__version__, "numpy": numpy.__version__,
                         "python": platform.python_version(), "codec": f"{codec.name} {codec.version()}",
                         **{f"PyTorch {version} {k}": v for k, v in machine.describe().items()}},
             machine=machine,
         )
+
+    def _form_or_none(self, name: str) -> FileForm | None:
+        try:
+            return self.form(name)
+        except RouteUnavailable:
+            return None
+
+    def form(self, name: str | None = None) -> FileForm:
+        """The Python half of route ``name`` (default: the bound route); "dat" is the codec under test."""
+        name = name or self.route_form
+        if name not in self._forms:
+            make = ROUTES[name].python_form
+            if make is None:
+                raise RouteUnavailable(f"route {name} has no Python half of its own")
+            self._forms[name] = make()
+        return self._forms[name]
 
     def _model(self) -> torch.nn.Module:
         if self.model is None:
@@ -70,21 +90,21 @@ class PyTorchDriver(PythonDriver):
 
     def load_module(self, path: Path, strict: bool = True) -> None:
         with open(path, "rb") as f:
-            state = self.codec.load_state_dict(f)
+            state = self.form().load_state_dict(f)
         self._model().load_state_dict(state, strict=strict)
 
     def save_module(self, path: Path) -> None:
         state = {k: v.detach().cpu() for k, v in self._model().state_dict().items()}
         with open(path, "wb") as f:
-            self.codec.save_state_dict(state, f)
+            self.form().save_state_dict(state, f)
 
     def load_optimizer(self, path: Path) -> None:
         with open(path, "rb") as f:
-            self.codec.load_optimizer(self._optim(), f)
+            self.form().load_optimizer(self._optim(), f)
 
     def save_optimizer(self, path: Path) -> None:
         with open(path, "wb") as f:
-            self.codec.save_optimizer(self._optim(), f)
+            self.form().save_optimizer(self._optim(), f)
 
     def step(self, grads: Mapping[str, torch.Tensor]) -> None:
         torch_build.apply_gradients(self._model(), grads)
@@ -110,10 +130,10 @@ class PyTorchDriver(PythonDriver):
         return result
 
     def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:
-        self.codec.write_tensor(tensor, path)
+        self.form().write_tensor(tensor, path)
 
     def read_tensor_file(self, path: Path) -> torch.Tensor:
-        return self.codec.read_tensor(path)
+        return self.form().read_tensor(path)
 
     def load_saved_state(self, path: Path) -> None:
         saved = torch.load(path, map_location="cpu")
@@ -142,11 +162,11 @@ class PyTorchDriver(PythonDriver):
 
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
         with open(path, "rb") as f:
-            return {k: TensorDigest.of(v) for k, v in self.codec.load_state_dict(f).items()}
+            return {k: TensorDigest.of(v) for k, v in self.form().load_state_dict(f).items()}
 
     def codec_contract(self, path: Path, which: str) -> list[str]:
         contract = {"usable": codec_contract.usable_tensors, "damaged": codec_contract.clear_errors}[which]
-        return contract(self.codec.raw("load_state_dict"), path.read_bytes())
+        return contract(self.form().raw("load_state_dict"), path.read_bytes())
 
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         state = {k: v.detach().cpu() for k, v in self._model().state_dict().items()}

@@ -75,6 +75,8 @@ class PyTorchWorkerDriver(PythonDriver):
         raise PyTorchUnavailable(f"{path} is outside every folder the PyTorch worker can see")
 
     def _call(self, op: str, **fields: Any) -> dict[str, Any]:
+        if self.route_form != "dat":  # the cell's route: the worker's driver binds it per request
+            fields["format"] = self.route_form
         try:
             return self._client.call(op, **fields)
         except WorkerRuntimeError as exc:

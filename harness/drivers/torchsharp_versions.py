@@ -34,8 +34,11 @@ def read_version_table(path: Path = VERSIONS_FILE) -> tuple[str, dict[str, str],
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or not {"default", "libtorch", "unserved"} <= set(data):
-            raise KeyError("default, libtorch and unserved are required")
+        if not isinstance(data, dict):
+            raise TypeError("the table must be a JSON object")
+        for key in ("default", "libtorch", "unserved"):
+            if key not in data:
+                raise KeyError(key)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VersionTableError(f"{path}: cannot read the TorchSharp version table: {exc!r}") from exc
     return data

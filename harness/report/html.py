@@ -21,7 +21,8 @@ from urllib.parse import quote
 
 from harness.outcomes import OUTCOMES, CellResult
 from harness.report.model import Run, check_rank
-from harness.report.summary import Impl, Summary, counts_text, each_suffix, finding_of, impl_key, summarise_run
+from harness.report.summary import (Impl, Summary, counts_text, each_suffix, finding_of, impl_key, impl_of,
+                                    summarise_run)
 
 LABEL = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip", "error": "ERROR"}
 # Evidence sections list the worst outcomes first.
@@ -33,7 +34,7 @@ DETAIL_STRING_LIMIT = 600  # longer strings in a cell's folded details are cut (
 DETAIL_KEYS_OMITTED = ("stack", "traceback", "per_step", "mismatches", "worst_ulp")
 TITLE_LIMIT = 160
 
-Column = tuple[str, str, str, str, str]  # check, pytorch, torchsharp, device, codec
+Column = tuple[str, str, str, str, str, str]  # check, pytorch, torchsharp, device, codec, route
 
 CSS = """
 :root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; }
@@ -157,7 +158,7 @@ def _summary(run: Run, s: Summary) -> list[str]:
     if s.ran:
         out += ['<table id="summary-table"><thead><tr><th>check</th>',
                 *(f'<th class="impl">{_e(s.labels[i])}<br>'
-                  f'<span class="muted">{_e(i[2])} · codec {_e(i[3])}</span></th>' for i in s.ran),
+                  f'<span class="muted">{_e(i[2])} · codec {_e(i[3])} · route {_e(i[4])}</span></th>' for i in s.ran),
                 "</tr></thead><tbody>"]
         for name, counts in s.count_rows():
             tds = "".join(f'<td class="{_worst(c)}">{_e(counts_text(c) + each_suffix(name, c))}</td>' for c in counts)
@@ -191,9 +192,9 @@ def _machine(s: Summary) -> list[str]:
 
 
 def _matrix(run: Run, s: Summary, anchors: dict[str, str]) -> list[str]:
-    shown = set(s.ran) or {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells}
-    cells_shown = [c for c in run.cells if (c.pytorch, c.torchsharp, c.device, c.codec) in shown]
-    columns: list[Column] = sorted({(c.check, c.pytorch, c.torchsharp, c.device, c.codec) for c in cells_shown},
+    shown = set(s.ran) or {impl_of(c) for c in run.cells}
+    cells_shown = [c for c in run.cells if impl_of(c) in shown]
+    columns: list[Column] = sorted({(c.check, *impl_of(c)) for c in cells_shown},
                                    key=lambda col: (impl_key(col[1:]), check_rank(col[0]), col[0]))
     impls: list[tuple[Impl, int]] = []
     for col in columns:
@@ -202,7 +203,7 @@ def _matrix(run: Run, s: Summary, anchors: dict[str, str]) -> list[str]:
             impls[-1] = (impl, impls[-1][1] + 1)
         else:
             impls.append((impl, 1))
-    index = {(c.case, c.check, c.pytorch, c.torchsharp, c.device, c.codec): c for c in cells_shown}
+    index = {(c.case, c.check, *impl_of(c)): c for c in cells_shown}
     by_case: dict[str, list[CellResult]] = {}
     for c in run.cells:
         by_case.setdefault(c.case, []).append(c)
@@ -213,8 +214,8 @@ def _matrix(run: Run, s: Summary, anchors: dict[str, str]) -> list[str]:
     width = len(columns) + 2
     out = ['<div class="scroll"><table id="matrix">', "<thead>",
            '<tr><th rowspan="2">case</th><th rowspan="2">features</th>']
-    out += [f'<th class="impl" colspan="{n}">PyTorch {_e(pt)} · TorchSharp {_e(ts)}<br>{_e(dev)} · codec {_e(co)}'
-            "</th>" for (pt, ts, dev, co), n in impls]
+    out += [f'<th class="impl" colspan="{n}">PyTorch {_e(pt)} · TorchSharp {_e(ts)}<br>{_e(dev)} · codec {_e(co)} · '
+            f"route {_e(ro)}</th>" for (pt, ts, dev, co, ro), n in impls]
     out.append("</tr><tr>")
     out += [f'<th class="check">{_e(col[0])}</th>' for col in columns]
     out += ["</tr>", "</thead>", "<tbody>"]
@@ -284,16 +285,16 @@ def findings_href(slug: str, report_dir: Path | None, findings_dir: Path | None)
 
 def _evidence(run: Run, s: Summary, anchors: dict[str, str], report_dir: Path | None,
               findings_dir: Path | None) -> list[str]:
-    shown = set(s.ran) or {(c.pytorch, c.torchsharp, c.device, c.codec) for c in run.cells}
+    shown = set(s.ran) or {impl_of(c) for c in run.cells}
     notes = sorted((c for c in run.cells  # skips: summarised by reason above, not a section each
-                    if c.outcome not in ("pass", "skip") and (c.pytorch, c.torchsharp, c.device, c.codec) in shown),
+                    if c.outcome not in ("pass", "skip") and impl_of(c) in shown),
                    key=lambda c: SEVERITY.index(c.outcome) if c.outcome in SEVERITY else 0)
     if not notes:
         return ["<p>Every cell passed.</p>"]
     out: list[str] = []
     for c in notes:
         o = _e(c.outcome)
-        impl = f"PyTorch {c.pytorch} · TorchSharp {c.torchsharp} · {c.device} · codec {c.codec}"
+        impl = f"PyTorch {c.pytorch} · TorchSharp {c.torchsharp} · {c.device} · codec {c.codec} · route {c.route}"
         out.append(f'<section class="cell {o}" id="{_e(anchors[c.id])}">')
         out.append(f'<h3><span class="badge {o}">{_e(LABEL.get(c.outcome, c.outcome))}</span>{_e(c.id)}</h3>')
         out.append(f'<p class="muted">{_e(impl)}; features {_e(", ".join(c.features) or "—")}; '

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from harness.outcomes import CellResult
 from harness.report.model import Run
-from harness.report.summary import Summary, counts_text, finding_of, short, summarise_run
+from harness.report.summary import Summary, counts_text, finding_of, impl_of, short, summarise_run
 
 FINDINGS_BASE = "docs/findings/"  # relative to the repository root
 REASON_LIMIT = 600
@@ -68,7 +68,7 @@ def grid_lines(s: Summary) -> list[str]:
     per implementation that ran, in the order of the table above."""
     if not s.ran:
         return []
-    index = {(c.case, c.check, (c.pytorch, c.torchsharp, c.device, c.codec)): c.outcome for c in s.ran_cells()}
+    index = {(c.case, c.check, impl_of(c)): c.outcome for c in s.ran_cells()}
     cases = list(dict.fromkeys(c.case for c in s.ran_cells()))
     shown = [case for case in cases if any(index.get((case, ch, i), "pass") != "pass"
                                            for ch in s.checks for i in s.ran)]
@@ -118,16 +118,17 @@ def render(run: Run, findings_base: str = FINDINGS_BASE) -> str:
 
     lines += ["## Implementations that ran", ""]
     if s.ran:
-        lines += ["| implementation | PyTorch | TorchSharp | device | codec | cells |", "|---|---|---|---|---|---|"]
+        lines += ["| implementation | PyTorch | TorchSharp | device | codec | route | cells |",
+                  "|---|---|---|---|---|---|---|"]
     else:
         lines.append("None: every cell was skipped.")
     for impl in s.ran:
-        cells = [c for c in run.cells if (c.pytorch, c.torchsharp, c.device, c.codec) == impl]
+        cells = [c for c in run.cells if impl_of(c) == impl]
         counts: dict[str, int] = {}
         for c in cells:
             counts[c.outcome] = counts.get(c.outcome, 0) + 1
         lines.append(f"| {_esc(s.labels[impl])} | {_esc(impl[0])} | {_esc(impl[1])} | {_esc(impl[2])} | "
-                     f"{_esc(impl[3])} | {counts_text(counts, bold_bad=True)} |")
+                     f"{_esc(impl[3])} | {_esc(impl[4])} | {counts_text(counts, bold_bad=True)} |")
     lines.append("")
     lines += grid_lines(s)
 

@@ -21,7 +21,7 @@ from typing import Any
 from harness.outcomes import OUTCOMES, CellResult
 from harness.report.model import Run, check_rank
 
-Impl = tuple[str, str, str, str]  # pytorch, torchsharp, device, codec
+Impl = tuple[str, str, str, str, str]  # pytorch, torchsharp, device, codec, route
 
 # Outcomes in the order reports list cells that did not pass: the red ones first.
 SEVERITY = ("error", "fail", "xpass", "xfail", "skip")
@@ -30,11 +30,13 @@ COUNT_ORDER = ("pass", "fail", "error", "xpass", "xfail", "skip")
 MACHINE_KEYS = ("cpu", "onednn_isa", "threads")
 _MACHINE_KEY = re.compile(r"^(?P<worker>.*?)\s*\b(?P<key>cpu|onednn_isa|threads)(?P<where>\s*\(.*\))?$")
 REASON_LIMIT = 200
+# The routes in report order (harness/routes/ ROUTES; kept here so rendering needs no PyTorch).
+ROUTE_ORDER = ("dat", "pth", "safetensors")
 TOTAL_ROW = "all checks"
 
 
 def impl_of(cell: CellResult) -> Impl:
-    return (cell.pytorch, cell.torchsharp, cell.device, cell.codec)
+    return (cell.pytorch, cell.torchsharp, cell.device, cell.codec, cell.route)
 
 
 def newest_first(version: str) -> tuple[tuple[int, int | str], ...]:
@@ -43,9 +45,11 @@ def newest_first(version: str) -> tuple[tuple[int, int | str], ...]:
 
 
 def impl_key(impl: Impl) -> tuple[object, ...]:
-    """CPU before CUDA, the newest TorchSharp first, PyTorch versions in order, then codec."""
-    pytorch, torchsharp, device, codec = impl
-    return (device, newest_first(torchsharp), pytorch, codec)
+    """CPU before CUDA, the route in the registry's order (dat, pth, safetensors), the newest
+    TorchSharp first, PyTorch versions in order, then codec."""
+    pytorch, torchsharp, device, codec, route = impl
+    return (device, ROUTE_ORDER.index(route) if route in ROUTE_ORDER else len(ROUTE_ORDER), route,
+            newest_first(torchsharp), pytorch, codec)
 
 
 def short(text: str, limit: int = REASON_LIMIT) -> str:
@@ -200,8 +204,8 @@ class Summary:
         return list(workers.items())
 
 
-def impl_label(impl: Impl, short_pytorch: bool, show_device: bool, show_codec: bool) -> str:
-    pytorch, torchsharp, device, codec = impl
+def impl_label(impl: Impl, short_pytorch: bool, show_device: bool, show_codec: bool, show_route: bool = False) -> str:
+    pytorch, torchsharp, device, codec, route = impl
     if short_pytorch:
         m = re.match(r"\d+\.\d+", pytorch)
         pytorch = m.group(0) if m else pytorch
@@ -210,19 +214,22 @@ def impl_label(impl: Impl, short_pytorch: bool, show_device: bool, show_codec: b
         label += f" / {device}"
     if show_codec:
         label += f" / codec {codec}"
+    if show_route:
+        label += f" / route {route}"
     return label
 
 
 def _labels(impls: list[Impl]) -> dict[Impl, str]:
     show_device = len({i[2] for i in impls}) > 1
     show_codec = len({i[3] for i in impls}) > 1
-    labels = {i: impl_label(i, True, show_device, show_codec) for i in impls}
+    show_route = len({i[4] for i in impls}) > 1
+    labels = {i: impl_label(i, True, show_device, show_codec, show_route) for i in impls}
     if len(set(labels.values())) < len(labels):  # two PyTorch builds of one minor version
-        labels = {i: impl_label(i, False, show_device, show_codec) for i in impls}
+        labels = {i: impl_label(i, False, show_device, show_codec, show_route) for i in impls}
     return labels
 
 
-_AXES = ((1, "TorchSharp {}"), (0, "PyTorch {}"), (2, "{}"), (3, "codec {}"))
+_AXES = ((1, "TorchSharp {}"), (0, "PyTorch {}"), (2, "{}"), (3, "codec {}"), (4, "route {}"))
 
 
 def _not_run(run: Run, all_skip: set[Impl]) -> list[NotRun]:
@@ -243,7 +250,7 @@ def _not_run(run: Run, all_skip: set[Impl]) -> list[NotRun]:
                 groups.append((fmt.format(name), members))
                 left -= set(members)
     show_device = len({i[2] for i in impls}) > 1
-    groups += [(impl_label(i, False, show_device, len({j[3] for j in impls}) > 1), [i])
+    groups += [(impl_label(i, False, show_device, len({j[3] for j in impls}) > 1, len({j[4] for j in impls}) > 1), [i])
                for i in sorted(left, key=impl_key)]
     out = []
     for label, members in groups:

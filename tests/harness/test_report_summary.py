@@ -124,7 +124,7 @@ def test_default_shaped_reports_stay_within_their_size_limits(big: Run, tmp_path
 
 def test_summary_counts_per_check_and_implementation(big: Run):
     s = summarise_run(big)
-    assert s.ran == [("1.13.1", "0.107.0", "cpu", "ours"), ("2.6.0", "0.107.0", "cpu", "ours")]
+    assert s.ran == [("1.13.1", "0.107.0", "cpu", "ours", "dat"), ("2.6.0", "0.107.0", "cpu", "ours", "dat")]
     assert [s.labels[i] for i in s.ran] == ["PyTorch 1.13 / TorchSharp 0.107.0", "PyTorch 2.6 / TorchSharp 0.107.0"]
     for (check, impl), counts in s.table.items():
         expected: dict[str, int] = dict.fromkeys(counts, 0)
