@@ -26,6 +26,8 @@ from typing import Any, BinaryIO
 
 import torch
 
+from harness.codecs import CodecFailure
+
 NOT_WRITABLE = re.compile(r"not writ(e)?able", re.IGNORECASE)
 # A message that says where: a byte offset or position, or a named field of the format.
 SAYS_WHERE = re.compile(r"offset|byte|position|\bat \d|field|key|entry|shape|dtype|length|count|truncat|end of",
@@ -71,7 +73,7 @@ def usable_tensors(load: Load, data: bytes) -> list[str]:
     stream = _TrackingStream(data)
     with warnings.catch_warnings(record=True) as caught:  # PyTorch warns once per process
         warnings.simplefilter("always")
-        first = dict(load(stream))
+        first = dict(_valid_load(load, stream))
     tensors = {k: v for k, v in first.items() if isinstance(v, torch.Tensor) and v.numel()}
     read_only = stream.spans()
     aliasing = [k for k, t in tensors.items()
@@ -94,13 +96,22 @@ def usable_tensors(load: Load, data: bytes) -> list[str]:
             t.logical_not_()
         else:
             t.add_(1)
-    again = dict(load(io.BytesIO(data)))
+    again = dict(_valid_load(load, io.BytesIO(data)))
     for k, t in originals.items():
         other = again.get(k)
         if not isinstance(other, torch.Tensor) or not _same_bits(other, t):
             problems.append(f"writing into the loaded {k!r} changed what the next load of the same bytes returns")
             break
     return problems
+
+
+def _valid_load(load: Load, f: BinaryIO) -> Any:
+    """``load`` of a valid file: what it raises is the codec's failure (a failed cell naming the
+    codec), never a harness error."""
+    try:
+        return load(f)
+    except Exception as exc:
+        raise CodecFailure(f"codec load_state_dict raised {type(exc).__name__} on a valid file: {exc}") from exc
 
 
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:

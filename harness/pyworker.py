@@ -94,6 +94,8 @@ class Server:
             return {"module": module_digest_to_json(state)}
         elif op == "advance_schedule":
             d.advance_schedule()
+        elif op == "save_checkpoint":
+            return {"files": d.save_checkpoint(Path(r["folder"]), int(r.get("shards", 1)))}
         else:
             raise LookupError(op)
         return {}

@@ -69,6 +69,34 @@ def py_to_ts(ctx: Context, compare: bool = True) -> Digest:
     return expected
 
 
+def road(ctx: Context) -> str:
+    """The road the cell's state took, as a reason names it when it is at fault."""
+    if ctx.route.name == "dat":
+        return f"the codec {ctx.py.codec_name!r} (route dat)"
+    return f"route {ctx.route.name} ({ctx.route.title})"
+
+
+def road_changed(ctx: Context, held: Digest, received: Digest, source: str, dest: str) -> list[str]:
+    """Where the state ``dest`` holds after loading differs from what ``source`` held when it
+    saved (module tensors by bytes, optimizer values): the road changed it. Recorded in the
+    details as ``road_changed``; empty when the road delivered every byte."""
+    problems = compare_modules(held.module, received.module, source, dest)
+    if held.optimizer is not None:
+        problems += compare_optimizers(held.optimizer, received.optimizer, dest)
+    if problems:
+        ctx.details["road_changed"] = problems
+    return problems
+
+
+def blame_road(ctx: Context, changed: list[str], dest: str, problem: str) -> str:
+    """A failing reason with the road named first when it changed the state on the way: what
+    the receiving side then computed is not its own fault."""
+    if not changed:
+        return problem
+    return (f"{road(ctx)} is wrong: {dest} received other state than was sent "
+            f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}); on it: {problem}")
+
+
 def ts_makes_state(ctx: Context, steps: int) -> None:
     """TorchSharp builds the case and trains it (its own forward, backward and step), then
     saves module (and optimizer) files ts_module.dat / ts_optimizer.dat."""

@@ -13,7 +13,8 @@ from typing import Any
 from harness import codec as trusted_codec  # reads both sides' snapshots for value-level comparison
 from harness import reference, semantics, torch_build
 from harness.cases import OptimizerCase
-from harness.checks.common import py_to_ts, ts_makes_state
+from harness.checks.common import blame_road, py_to_ts, road_changed, ts_makes_state
+from harness.drivers.base import Digest
 from harness.checks.registry import Context, check, fail_if
 
 CONTINUE_STEPS = 3
@@ -36,7 +37,7 @@ def _snapshots(ctx: Context) -> dict[str, tuple[Any, Any]]:
             for side, tag in (("PyTorch", "py"), ("TorchSharp", "ts"))}
 
 
-def _continue_both(ctx: Context, start: tuple[Path, Path]) -> None:
+def _continue_both(ctx: Context, start: tuple[Path, Path], changed: list[str], receiver: str) -> None:
     """Both sides hold the same state (``start``: the files of the side that made it): take
     CONTINUE_STEPS steps on identical gradients (every parameter gets one now), the float64
     reference too. After each step both sides' parameters, buffers and optimizer state are
@@ -81,6 +82,8 @@ def _continue_both(ctx: Context, start: tuple[Path, Path]) -> None:
                             f"{dist.tolerance:g}; {others}); off the reference from step {first_off[side]}"
                             + (f", within it at step(s) {before}" if before else ""))
     problems += verdict.problems
+    if problems and changed:
+        problems = [blame_road(ctx, changed, receiver, problems[0]), *problems[1:]]
     fail_if(problems, f"after {CONTINUE_STEPS} more steps on identical gradients (max {verdict.max_ulp:g} ULP "
             f"apart, tolerance {verdict.tolerance:g})", ctx.details)
 
@@ -89,9 +92,10 @@ def _continue_both(ctx: Context, start: tuple[Path, Path]) -> None:
 def continue_py2ts(ctx: Context) -> None:
     """From PyTorch's state loaded into TorchSharp, both continue on identical gradients and must agree (and
     with the float64 reference)."""
-    py_to_ts(ctx, compare=False)
+    sent = py_to_ts(ctx, compare=False)
+    changed = road_changed(ctx, sent, ctx.ts.digest(), "PyTorch", "TorchSharp")
     ctx.py.snapshot(ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat")
-    _continue_both(ctx, (ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat"))
+    _continue_both(ctx, (ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat"), changed, "TorchSharp")
 
 
 @check("continue_ts2py", {"optimizer"}, pytorch_needs={"read_optimizer"})
@@ -103,5 +107,8 @@ def continue_ts2py(ctx: Context) -> None:
     ctx.py.build(ctx.cell.case, ctx.cell.device)
     ctx.py.load_module(ctx.file("ts_module"))
     ctx.py.load_optimizer(ctx.file("ts_optimizer"))
+    # module tensors only: PyTorch's optimizer load_state_dict casts state by design (a finding of its own)
+    changed = road_changed(ctx, Digest(ctx.ts.digest().module), Digest(ctx.py.digest().module), "TorchSharp",
+                           "PyTorch")
     ctx.ts.snapshot(ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat")  # the state it saved, as .dat
-    _continue_both(ctx, (ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat"))
+    _continue_both(ctx, (ctx.d / "start_module.dat", ctx.d / "start_optimizer.dat"), changed, "PyTorch")

@@ -17,10 +17,11 @@ import torch
 from harness import bounds, reference
 from harness import codec as trusted_codec  # snapshots of PyTorch's state for the reference
 from harness.cases import ModelCase
-from harness.checks.common import forward_input, make_python_state, py_to_ts
+from harness.checks.common import blame_road, forward_input, make_python_state, py_to_ts, road_changed
 from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if
 from harness.compare import compare_modules
 from harness.digest import TensorDigest
+from harness.drivers.base import Digest
 
 
 def reference_output(ctx: Context, x: torch.Tensor) -> torch.Tensor:
@@ -30,17 +31,21 @@ def reference_output(ctx: Context, x: torch.Tensor) -> torch.Tensor:
     return reference.forward(ctx.cell.case, trusted_codec.read_state_dict(ctx.d / "reference_state.dat"), x)
 
 
-def compare_outputs(ctx: Context, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, a_name: str, b_name: str) -> None:
+def compare_outputs(ctx: Context, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, a_name: str, b_name: str,
+                    changed: list[str] | None = None) -> None:
+    """``changed``: where the road changed the state ``b``'s side received (the reason then
+    names the road first)."""
     problem = bounds.compare_outputs(a, b, reference_output(ctx, x), a_name, b_name, ctx.details)
     if problem:
-        raise CheckFailed(problem, ctx.details)
+        raise CheckFailed(blame_road(ctx, changed or [], b_name, problem), ctx.details)
 
 
 @check("functional", {"model"})
 def functional(ctx: Context) -> None:
     """The same input through both models (and the float64 reference) after loading PyTorch's state."""
     assert isinstance(ctx.cell.case, ModelCase)
-    py_to_ts(ctx, compare=False)
+    sent = py_to_ts(ctx, compare=False)
+    changed = road_changed(ctx, Digest(sent.module), Digest(ctx.ts.digest().module), "PyTorch", "TorchSharp")
     x = forward_input(ctx.cell.case)
     try:
         py_out = ctx.py.forward(x)
@@ -49,7 +54,7 @@ def functional(ctx: Context) -> None:
             raise
         raise CheckSkipped(f"PyTorch {ctx.py.capabilities.version} cannot run this model on "
                            f"{ctx.cell.device}: {str(exc).splitlines()[0]}") from exc
-    compare_outputs(ctx, py_out, ctx.ts.forward(x), x, "PyTorch", "TorchSharp")
+    compare_outputs(ctx, py_out, ctx.ts.forward(x), x, "PyTorch", "TorchSharp", changed)
 
 
 def _jit(ctx: Context, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, TensorDigest]]:

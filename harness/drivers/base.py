@@ -175,6 +175,12 @@ class PythonDriver(Driver):
     def advance_schedule(self) -> None:
         """Step the case's LR scheduler, if it has one (only while making state)."""
 
+    @abstractmethod
+    def save_checkpoint(self, folder: Path, shards: int = 1) -> list[str]:
+        """The model's state as a Hugging Face checkpoint folder in the bound route's form
+        (harness/routes/checkpoint.py): one file, or ``shards`` shards and their index; the
+        file names written."""
+
 
 def model_case_of(case: Case) -> ModelCase:
     if isinstance(case, OptimizerCase):

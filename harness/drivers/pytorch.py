@@ -24,6 +24,7 @@ from harness.drivers.base import Capabilities, Digest, PythonDriver, model_case_
 from harness.oracle import expected_digest
 from harness.routes import ROUTES, RouteUnavailable
 from harness.routes.base import FileForm
+from harness.routes.checkpoint import write_checkpoint
 
 
 class PyTorchDriver(PythonDriver):
@@ -56,13 +57,15 @@ class PyTorchDriver(PythonDriver):
             return None
 
     def form(self, name: str | None = None) -> FileForm:
-        """The Python half of route ``name`` (default: the bound route); "dat" is the codec under test."""
+        """The Python half of route ``name`` (default: the bound route; ``route:variant`` one of its
+        file forms); "dat" is the codec under test."""
         name = name or self.route_form
         if name not in self._forms:
-            make = ROUTES[name].python_form
+            route, _, variant = name.partition(":")  # "pth:p4": variant p4 of route pth
+            make = ROUTES[route].python_form
             if make is None:
-                raise RouteUnavailable(f"route {name} has no Python half of its own")
-            self._forms[name] = make()
+                raise RouteUnavailable(f"route {route} has no Python half of its own")
+            self._forms[name] = make(variant)
         return self._forms[name]
 
     def _model(self) -> torch.nn.Module:
@@ -159,6 +162,13 @@ class PyTorchDriver(PythonDriver):
     def advance_schedule(self) -> None:
         if self.scheduler is not None:
             self.scheduler.step()
+
+    def save_checkpoint(self, folder: Path, shards: int = 1) -> list[str]:
+        names = ROUTES[self.route_form.partition(":")[0]].checkpoint_names
+        if names is None:
+            raise RouteUnavailable(f"route {self.route_form} has no checkpoint form")
+        state = {k: v.detach().cpu() for k, v in self._model().state_dict().items()}
+        return write_checkpoint(self.form(), names, state, folder, shards)
 
     def read_module(self, path: Path) -> dict[str, TensorDigest]:
         with open(path, "rb") as f:

@@ -150,6 +150,9 @@ class PyTorchWorkerDriver(PythonDriver):
     def advance_schedule(self) -> None:
         self._call("advance_schedule")
 
+    def save_checkpoint(self, folder: Path, shards: int = 1) -> list[str]:
+        return [str(f) for f in self._call("save_checkpoint", folder=self._p(folder), shards=shards)["files"]]
+
 
 def chroot_pytorch(workdir: Path, codec_spec: str, codec_name: str,
                    rootfs: Path = PYTORCH26_ROOT) -> PyTorchWorkerDriver:

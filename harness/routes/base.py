@@ -74,12 +74,16 @@ class Route:
     title: str                     # one line for reports: what each side calls
     carries: frozenset[str]        # see the module docstring
     byte_stable: bool              # TorchSharp re-saving what it loaded must give the same bytes
-    # The Python half (None: the codec under test), made in the PyTorch process that uses it.
-    python_form: Callable[[], FileForm] | None = None
+    # The Python half (None: the codec under test), made in the PyTorch process that uses it,
+    # from a variant name ("" the route's own form; "pth:p4" binds variant "p4" of route pth).
+    python_form: Callable[[str], FileForm] | None = None
     # The harness's own writer of a state-dict file of this form (partial_load, view_load): runs
     # on the host, whatever PyTorch the cell uses.
     write_state_dict: Callable[[Any, dict[str, torch.Tensor]], None] | None = None
     python_unavailable: str = ""   # why a PyTorch without the route's Python half lacks it
+    # A Hugging Face checkpoint folder's file names (save_pretrained's): the single file, the
+    # sharded index, and the shards' pattern ({i}, {n}); None: the route has no checkpoint form.
+    checkpoint_names: tuple[str, str, str] | None = None
 
     def write_state(self, path: Any, state: dict[str, torch.Tensor]) -> None:
         """The harness's own state-dict file of this form (files the checks make themselves)."""

@@ -19,3 +19,15 @@ def bound_route(route: Route, *drivers: Driver) -> Iterator[None]:
     finally:
         for d in drivers:
             d.route_form = "dat"
+
+
+@contextmanager
+def bound_variant(driver: Driver, form: str) -> Iterator[None]:
+    """``driver`` uses the file form ``form`` ("pth:p4": a variant of the bound route) inside
+    the block, the form it had again after it."""
+    before = driver.route_form
+    driver.route_form = form
+    try:
+        yield
+    finally:
+        driver.route_form = before

@@ -23,17 +23,32 @@ def load(f: Any) -> Any:
     return torch.load(f, map_location="cpu")
 
 
+# The other file forms of torch.save that users hold (the pth_forms checks): variant -> (zip format, protocol).
+# "" is torch.save's default (the zip format, pickle protocol 2).
+VARIANTS = {"": (True, 2), "p3": (True, 3), "p4": (True, 4), "p5": (True, 5),
+            "legacy": (False, 2), "legacy-p4": (False, 4)}
+
+
 class TorchSaveForm:
     """The Python half: PyTorch's own serialisation. Inverse pairs: save_state_dict /
-    load_state_dict, save_optimizer / load_optimizer, write_tensor / read_tensor."""
+    load_state_dict, save_optimizer / load_optimizer, write_tensor / read_tensor.
+    ``variant`` (a key of VARIANTS) picks the file form module state is saved in."""
 
     name = "torch.save"
     can_read_optimizer = True
     can_read_tensor = True
 
+    def __init__(self, variant: str = "") -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"route pth: no file form {variant!r} (known: {sorted(VARIANTS)})")
+        self.variant = variant
+        zipped, protocol = VARIANTS[variant]
+        self.options: dict[str, Any] = ({"pickle_protocol": protocol} if protocol != 2 else {}) | (
+            {} if zipped else {"_use_new_zipfile_serialization": False})
+
     def save_state_dict(self, state_dict: dict[str, torch.Tensor], f: BinaryIO) -> None:
-        """``torch.save(state_dict, f)``; inverse of :meth:`load_state_dict`."""
-        guarded("pth", "torch.save", torch.save, state_dict, f)
+        """``torch.save(state_dict, f)`` (in the variant's form); inverse of :meth:`load_state_dict`."""
+        guarded("pth", "torch.save", lambda: torch.save(state_dict, f, **self.options))
 
     def load_state_dict(self, f: BinaryIO) -> dict[str, torch.Tensor]:
         """``torch.load(f)``; inverse of :meth:`save_state_dict`."""
@@ -76,8 +91,10 @@ def write_state_dict(path: Any, state: dict[str, torch.Tensor]) -> None:
     torch.save(state, str(path))
 
 
+CHECKPOINT_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-{i:05d}-of-{n:05d}.bin")
+
 PTH = Route(
     name="pth", suffix=".pth",
     title="torch.save/torch.load <-> TorchSharp.PyBridge load_py/save_py",
     carries=frozenset({"module", "optimizer", "tensor", "checkpoint", "pickle_forms"}), byte_stable=False,
-    python_form=TorchSaveForm, write_state_dict=write_state_dict)
+    python_form=TorchSaveForm, write_state_dict=write_state_dict, checkpoint_names=CHECKPOINT_NAMES)

@@ -52,7 +52,9 @@ class SafetensorsForm:
     can_read_optimizer = False
     can_read_tensor = True
 
-    def __init__(self) -> None:
+    def __init__(self, variant: str = "") -> None:
+        if variant:
+            raise ValueError(f"route safetensors has no file form {variant!r}")
         self.lib = _lib()
 
     def save_state_dict(self, state_dict: dict[str, torch.Tensor], f: BinaryIO) -> None:
@@ -121,8 +123,11 @@ def write_state_dict(path: Any, state: dict[str, torch.Tensor]) -> None:
         f.write(encode(state))
 
 
+CHECKPOINT_NAMES = ("model.safetensors", "model.safetensors.index.json", "model-{i:05d}-of-{n:05d}.safetensors")
+
 SAFETENSORS = Route(
     name="safetensors", suffix=".safetensors",
     title="safetensors save/load <-> TorchSharp.PyBridge load_safetensors/save_safetensors",
     carries=frozenset({"module", "tensor", "checkpoint"}), byte_stable=False,
-    python_form=SafetensorsForm, write_state_dict=write_state_dict, python_unavailable=UNAVAILABLE)
+    python_form=SafetensorsForm, write_state_dict=write_state_dict, python_unavailable=UNAVAILABLE,
+    checkpoint_names=CHECKPOINT_NAMES)

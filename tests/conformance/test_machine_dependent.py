@@ -86,4 +86,6 @@ def test_a_codec_that_scales_one_bf16_weight_by_3_is_red(cell_runner: CellRunner
     result = runner.run(_cell("functional", cell_runner.py.capabilities.version))
     assert result.outcome == "fail", result.reason
     assert "is wrong:" in result.reason and "from the float64 reference" in result.reason
-    assert result.reason.startswith("TorchSharp")  # the side that holds the scaled weight
+    # the road is blamed, not TorchSharp, which ran the scaled weight it was handed
+    assert result.reason.startswith("the codec 'scaled' (route dat) is wrong: TorchSharp received other state")
+    assert "fc.weight" in result.reason and result.details["road_changed"]

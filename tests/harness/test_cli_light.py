@@ -27,7 +27,18 @@ def test_help_needs_no_pytorch():
 
 
 def test_the_light_lists_equal_the_real_ones():
+    from harness.report.summary import ROUTE_ORDER
+    from harness.routes import ROUTES
     assert cli.DEVICES == DEVICES
+    assert cli.ROUTE_NAMES == ROUTE_ORDER == tuple(ROUTES)
+
+
+def test_a_codec_naming_nothing_is_one_line_and_exit_2(capsys, tmp_path):
+    missing = tmp_path / "no" / "such_codec.py"
+    assert cli.main(["run", "--codec", str(missing), "--torchsharp", "0.0-none", "--pytorch", "host"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"--codec {missing}: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
 
 
 def test_an_unknown_check_is_refused_with_the_list(capsys):
