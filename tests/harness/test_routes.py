@@ -186,3 +186,17 @@ def test_a_cell_binds_both_sides_and_unbinds_however_it_ends() -> None:
             raise RuntimeError("boom")
     assert (py.route_form, other.route_form) == ("dat", "dat")
     assert py.form() is py.codec
+
+
+def test_a_codec_raising_on_a_valid_file_in_the_contract_is_the_codecs_failure() -> None:
+    # upstream's importsd.py raises TypeError on bfloat16: a failed cell naming the codec, not a harness error
+    from harness import codec as ours
+    from harness.codec_contract import usable_tensors
+    buf = io.BytesIO()
+    ours.save_state_dict({"w": torch.ones(2, dtype=torch.bfloat16)}, buf)
+
+    def load(f: io.BytesIO) -> dict[str, torch.Tensor]:
+        raise TypeError("data type 'bfloat16' not understood")
+    with pytest.raises(CodecFailure, match="^codec load_state_dict raised TypeError on a valid file: data type") as info:
+        usable_tensors(load, buf.getvalue())  # type: ignore[arg-type]
+    assert info.value.as_verdict().outcome == "fail"
