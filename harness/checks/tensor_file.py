@@ -5,12 +5,17 @@ PyBridge's one-entry dicts on the pth and safetensors routes).
                   and saves it again: it holds exactly those bytes and, on a route whose
                   writers are one format's (dat), re-saves the same file.
 ``tensor_ts2py``  TorchSharp writes the file; the route's Python side reads what it held.
+``tensor_overwrite`` TorchSharp writes the file over an older, larger one at the same path;
+                  the route's Python side reads exactly the new tensor.
 """
 from __future__ import annotations
 
+import torch
+
 from harness import inputs
 from harness.cases import TensorCase
-from harness.checks.registry import CheckFailed, Context, check
+from harness.checks.registry import CheckFailed, CheckSkipped, Context, check
+from harness.codecs import CodecFailure
 from harness.compare import same_bytes
 from harness.digest import TensorDigest
 
@@ -41,3 +46,34 @@ def tensor_ts2py(ctx: Context) -> None:
     back = TensorDigest.of(ctx.py.read_tensor_file(ctx.file("ts_tensor")))
     if back != got:
         raise CheckFailed(f"the codec read {back} from TorchSharp's file; TorchSharp held {got}", ctx.details)
+
+
+# What the user had saved at the path before: a float64 tensor of 32 KiB, larger than every small case.
+OLDER_FILE_ELEMENTS = 4096
+
+
+@check("tensor_overwrite", {"tensor"}, pytorch_needs={"read_tensor"}, torchsharp_needs={"tensor_file"})
+def tensor_overwrite(ctx: Context) -> None:
+    """TorchSharp saves a tensor over an older, larger file at the same path (a user re-saving under one
+    name): the route's Python side reads exactly the new tensor, nothing of the old file."""
+    case = ctx.cell.case
+    assert isinstance(case, TensorCase)
+    if "large" in case.features:
+        raise CheckSkipped("the overwrite check runs on the small tensor cases (an older file larger than a "
+                           "2 GiB tensor says nothing more)")
+    tensor = inputs.make_tensor(case)
+    ctx.route.write_tensor(ctx.file("input"), tensor)
+    older = ctx.file("ts_tensor")
+    ctx.route.write_tensor(older, torch.arange(OLDER_FILE_ELEMENTS + tensor.numel(), dtype=torch.float64))
+    ctx.details["older_file_bytes"] = older.stat().st_size
+    got = ctx.ts.tensor_roundtrip(ctx.file("input"), older)
+    ctx.details["file_bytes"] = older.stat().st_size
+    try:
+        back = TensorDigest.of(ctx.py.read_tensor_file(older))
+    except CodecFailure as exc:
+        raise CheckFailed(f"TorchSharp's save over an older, larger file left a file PyTorch cannot read "
+                          f"({ctx.details['file_bytes']} bytes, the older file had {ctx.details['older_file_bytes']}): "
+                          f"{exc}", ctx.details) from exc
+    if back != got:
+        raise CheckFailed(f"TorchSharp's save over an older, larger file: PyTorch reads {back}, TorchSharp held {got}",
+                          ctx.details)
