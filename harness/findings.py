@@ -77,6 +77,9 @@ FINDINGS: tuple[Finding, ...] = (
             script="bf16_conv.py", pytorch=("2.6", "host"), needs_avx512=True),
     Finding("nadam-pytorch113-mu-product", "PyTorch 1.13's default NAdam multiplies mu into mu_product twice",
             dotnet=False, script="nadam_mu_product.py", pytorch=("host", "2.6")),
+    Finding("pytorch-float32-optimizer-scalars",
+            "PyTorch casts ASGD's eta/mu and NAdam's mu_product to the parameter's dtype on load",
+            dotnet=False, script="float32_optimizer_scalars.py", pytorch=("host", "2.6")),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 
