@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.drivers.pytorch_worker import PYTORCH26_ROOT
+
 ROOT = Path(__file__).resolve().parents[2]
 TARBALL = ROOT / "third_party" / "torchsharp" / "TorchSharp-0.107.0-c20b6a1c.tar.gz"
 REPORTS = ROOT / "docs" / "findings"
@@ -249,3 +251,47 @@ def test_the_parser_reads_each_citation_form() -> None:
         list(citations("Tensor.cs line 3"))
     with pytest.raises(ValueError, match="no file of the TorchSharp"):
         list(citations("Nowhere.cs line 3"))
+
+
+# --- PyTorch's side of pytorch-float32-optimizer-scalars.md, against Debian's installed copies ---
+PT113 = Path("/usr/lib/python3/dist-packages/torch")
+PT26 = PYTORCH26_ROOT / "usr/lib/python3/dist-packages/torch"
+FLOAT32_REPORT = REPORTS / "pytorch-float32-optimizer-scalars.md"
+# (PyTorch, file, first, last) -> text on those lines (the first fragment on the first line)
+PYTORCH_CITED: dict[tuple[str, str, int, int], tuple[str, ...]] = {
+    ("1.13", "optim/optimizer.py", 216, 217): ("if param.is_floating_point():", "value = value.to(param.dtype)"),
+    ("1.13", "optim/asgd.py", 95, 96): ("state['eta'] = torch.tensor(group['lr'])", "state['mu'] = torch.tensor(1.)"),
+    ("1.13", "optim/nadam.py", 124, 124): ("state['mu_product'] = torch.tensor(1.)",),
+    ("1.13", "optim/asgd.py", 214, 217): ("new_eta = torch.tensor(lr / math.pow(", "eta.copy_(new_eta)",
+                                          "mu.copy_(new_mu)"),
+    ("1.13", "optim/nadam.py", 239, 239): ("mu_product *= mu",),
+    ("2.6", "optim/optimizer.py", 762, 763): ("if param.is_floating_point():",
+                                              "return value.to(dtype=param.dtype, device=param.device)"),
+    ("2.6", "optim/optimizer.py", 216, 221): ("def _get_scalar_dtype(",
+                                              "torch.float64 if torch.get_default_dtype() == "),
+    ("2.6", "optim/asgd.py", 103, 112): ('state["eta"] = (', "dtype=_get_scalar_dtype()", 'state["mu"] = torch.ones('),
+    ("2.6", "optim/nadam.py", 135, 139): ('state["mu_product"] = (', "dtype=_get_scalar_dtype()"),
+    ("2.6", "optim/asgd.py", 265, 268): ("new_eta = torch.as_tensor(lr / ((1 + lambd * lr * step) ** alpha))",
+                                         "eta.copy_(new_eta)", "mu.copy_(new_mu)"),
+    ("2.6", "optim/nadam.py", 345, 345): ("mu_product *= mu",),
+}
+
+
+@pytest.mark.parametrize("key", sorted(PYTORCH_CITED),
+                         ids=[f"{v}:{Path(f).name}:{a}-{b}" for v, f, a, b in sorted(PYTORCH_CITED)])
+def test_pytorch_lines_the_float32_report_cites(key: tuple[str, str, int, int]) -> None:
+    version, rel, first, last = key
+    where = "line {a}" if first == last else "lines {a}-{b}"
+    assert where.format(a=first, b=last) in " ".join(FLOAT32_REPORT.read_text(encoding="utf-8").split()), \
+        f"{FLOAT32_REPORT.name} no longer cites {rel} {first}-{last}: update the table"
+    base = PT113 if version == "1.13" else PT26
+    path = base / rel
+    if not path.is_file():
+        pytest.skip(f"PyTorch {version}'s {rel} is not installed here ({path}): scripts/setup-pytorch26.sh makes 2.6")
+    if f"__version__ = '{version}" not in (base / "version.py").read_text(encoding="utf-8"):
+        pytest.skip(f"{base} is not PyTorch {version} (the report cites Debian's 1.13.1 and 2.6.0)")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    head, *rest = PYTORCH_CITED[key]
+    assert head in lines[first - 1], f"PyTorch {version} {rel}:{first} is {lines[first - 1].strip()!r}, not {head!r}"
+    span = "\n".join(lines[first - 1:last])
+    assert not [t for t in rest if t not in span], f"PyTorch {version} {rel}:{first}-{last} lacks {rest}"
