@@ -43,7 +43,8 @@ FIXES = {
     "adadelta-step-never-incremented": r"(adadelta_two_groups|corpus213_adadelta)::continue_(py2ts|ts2py)",
     "groupnorm-uninitialised-affine": r"layernorm_groupnorm::fresh_init",
     # undoes commit 1736f0f4 (the regression of 0.104.0): every nested_containers cell but the jit ones
-    "moduledict-to-throws": r"nested_containers::(py2ts|py2ts2py|ts2py|functional|partial_load|fresh_init|contract_\w+)",
+    "moduledict-to-throws":
+        r"nested_containers::(py2ts|py2ts2py|ts2py|functional|partial_load|fresh_init|contract_\w+)",
 }
 # each finding's cases, plus controls that no patch may change
 SELECTION = ["radam_two_groups", "corpus213_radam", "adadelta_two_groups", "corpus213_adadelta",
