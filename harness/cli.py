@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_finding)
     from harness.report.readme import add_parser as add_readme_parser  # light: no PyTorch
     add_readme_parser(sub)  # `readme-matrix MATRIX.json`: harness/report/readme.py
+    from harness.findings_index import add_parser as add_findings_readme_parser  # light: no PyTorch
+    add_findings_readme_parser(sub)  # `findings-readme [--check]`: harness/findings_index.py
     return p
 
 

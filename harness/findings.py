@@ -73,10 +73,13 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("tensor-load-int-max-elements", "TorchSharp's static Tensor.Load refuses more than int.MaxValue elements"),
     Finding("module-save-load-non-contiguous", "TorchSharp's Module.save/load throw on a non-contiguous state tensor"),
     Finding("bf16-avx512-conv",
-            "bfloat16 convolution is wrong on AVX-512 CPUs in LibTorch 2.10 and PyTorch 2.6 (oneDNN)",
+            "bfloat16 convolution gives wrong sums on an AMD EPYC with avx512_bf16 (LibTorch 2.10, PyTorch 2.6)",
             script="bf16_conv.py", pytorch=("2.6", "host"), needs_avx512=True),
     Finding("nadam-pytorch113-mu-product", "PyTorch 1.13's default NAdam multiplies mu into mu_product twice",
             dotnet=False, script="nadam_mu_product.py", pytorch=("host", "2.6")),
+    Finding("pytorch-float32-optimizer-scalars",
+            "PyTorch casts ASGD's eta/mu and NAdam's mu_product to the parameter's dtype on load",
+            dotnet=False, script="float32_optimizer_scalars.py", pytorch=("host", "2.6")),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 

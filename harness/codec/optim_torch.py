@@ -205,6 +205,20 @@ def _to_torch_scalar(v: Value, form: torch.dtype | type) -> Any:
     return int(v) if form is int else float(v)  # type: ignore[arg-type]
 
 
+def _f64_form(form: torch.dtype | type, param: Any) -> torch.dtype | type:
+    """The form of an f64 state field (ASGD's eta/mu, NAdam's mu_product) for ``param``.
+    PyTorch creates these as tensors of its default dtype (the probe's float32) but its
+    ``load_state_dict`` casts floating state to the dtype of the parameter it belongs to
+    (torch/optim/optimizer.py, ``cast``), so a float64 parameter keeps the file's double:
+    the tensor takes the parameter's dtype (float64 when the parameter is unknown, lossless),
+    never a narrower one that would round the double before PyTorch sees it."""
+    if not isinstance(form, torch.dtype) or not form.is_floating_point:
+        return form
+    if isinstance(param, torch.Tensor):
+        return param.dtype if param.is_floating_point() else form
+    return torch.float64
+
+
 def _torch_group_keys(layout: Layout, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
     """PyTorch's group keys for this class (with their defaults), in its signature order."""
     if optimizer is not None:
@@ -219,7 +233,8 @@ def optimizer_record_to_state_dict(record: OptimizerRecord,
     """A dict ``torch.optim.<X>.load_state_dict`` accepts: state keyed 0..n-1 in group order,
     ``param_groups`` with ``params`` index lists and PyTorch's option names. Scalar state
     takes the form this PyTorch keeps (``step`` an int or a float32 tensor, ...), found by
-    probing. Inverse of :func:`optimizer_record_from_state_dict`.
+    probing; a double (ASGD's eta/mu, NAdam's mu_product) a tensor of its parameter's dtype
+    (:func:`_f64_form`). Inverse of :func:`optimizer_record_from_state_dict`.
 
     With ``optimizer`` its groups' other keys (foreach, ...) are kept and its group sizes
     used; without it the record's ``param_counts`` must be known (or there is one group).
@@ -269,12 +284,15 @@ def optimizer_record_to_state_dict(record: OptimizerRecord,
             pg["initial_lr"] = g["initial_lr"]
         pg["params"] = list(range(flat, flat + n))
         groups.append(pg)
-        for j in range(flat, flat + n):
+        params = list(optimizer.param_groups[i]["params"]) if optimizer is not None else [None] * n
+        for j, param in zip(range(flat, flat + n), params):
             out: dict[str, Any] = {}
             for st in layout.states:
                 v = record.states[j][st.name]
-                if st.kind in ("i64", "f64"):
+                if st.kind == "i64":
                     out[st.name] = _to_torch_scalar(v, forms.get(st.name, float))
+                elif st.kind == "f64":
+                    out[st.name] = _to_torch_scalar(v, _f64_form(forms.get(st.name, float), param))
                 elif v is not None:
                     out[st.name] = v
             if out:

@@ -41,16 +41,16 @@ def section(run: Run) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite(text: str, body: str, where: str = "README.md") -> str:
-    """``text`` with the part between the marker lines replaced by ``body``."""
-    begins, ends = text.count(BEGIN), text.count(END)
+def rewrite(text: str, body: str, where: str = "README.md", begin: str = BEGIN, end: str = END) -> str:
+    """``text`` with the part between the marker lines (``begin``, ``end``) replaced by ``body``."""
+    begins, ends = text.count(begin), text.count(end)
     if begins != 1 or ends != 1:
-        raise ReadmeMarkerError(f"{where}: expected the line {BEGIN!r} once and {END!r} once, found them "
+        raise ReadmeMarkerError(f"{where}: expected the line {begin!r} once and {end!r} once, found them "
                                 f"{begins} and {ends} times")
-    start, stop = text.index(BEGIN), text.index(END)
+    start, stop = text.index(begin), text.index(end)
     if stop < start:
-        raise ReadmeMarkerError(f"{where}: {END!r} comes before {BEGIN!r}")
-    head = text[:start + len(BEGIN)]
+        raise ReadmeMarkerError(f"{where}: {end!r} comes before {begin!r}")
+    head = text[:start + len(begin)]
     return head + "\n" + body + text[stop:]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import struct
 
 import pytest
 import torch
@@ -226,3 +227,31 @@ def test_option_torch_lacks_is_dropped_at_default_and_refused_otherwise(monkeypa
     with pytest.raises(codec.UnrepresentableOptionError) as info:
         o.optimizer_record_to_state_dict(rec, fresh)
     assert info.value.field == "group[0].maximize"
+
+
+# What TorchSharp saved for asgd_two_groups' eta: a double float32 cannot hold.
+TS_DOUBLE = struct.unpack(">d", bytes.fromhex("3f847ade429681ab"))[0]
+TS_DOUBLE_AS_FLOAT32 = struct.unpack(">d", bytes.fromhex("3f847ade40000000"))[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name,key", [("ASGD", "eta"), ("ASGD", "mu"), ("NAdam", "mu_product")])
+def test_f64_state_takes_its_parameters_dtype(name: str, key: str, dtype: torch.dtype) -> None:
+    """A double from TorchSharp's file (ASGD's eta/mu, NAdam's mu_product) is handed to PyTorch in
+    its parameter's dtype, which is what PyTorch's load_state_dict casts it to: a float64
+    parameter keeps the double bit for bit (PyTorch itself creates the field as float32), a
+    float32 one holds it rounded (docs/findings/pytorch-float32-optimizer-scalars.md)."""
+    p = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
+    opt = getattr(torch.optim, name)([p], lr=0.01)
+    p.grad = torch.ones(3, dtype=dtype)
+    opt.step()
+    rec = codec.optimizer_record_from_torch(opt)
+    rec.states[0][key] = TS_DOUBLE
+    sd = codec.optimizer_record_to_state_dict(rec, opt)
+    assert sd["state"][0][key].dtype == dtype
+    opt.load_state_dict(sd)
+    want = TS_DOUBLE if dtype == torch.float64 else TS_DOUBLE_AS_FLOAT32
+    assert struct.pack(">d", float(opt.state[p][key])).hex() == struct.pack(">d", want).hex()
+    # without the optimizer the dict keeps the double (load_state_dict will cast it later)
+    alone = codec.optimizer_record_to_state_dict(rec)
+    assert alone["state"][0][key].dtype == torch.float64 and float(alone["state"][0][key]) == TS_DOUBLE

@@ -42,10 +42,13 @@ FIXES = {
     "radam-lr-applied-twice": r"(radam_two_groups|corpus213_radam)::continue_(py2ts|ts2py)",
     "adadelta-step-never-incremented": r"(adadelta_two_groups|corpus213_adadelta)::continue_(py2ts|ts2py)",
     "groupnorm-uninitialised-affine": r"layernorm_groupnorm::fresh_init",
+    # undoes commit 1736f0f4 (the regression of 0.104.0): every nested_containers cell but the jit ones
+    "moduledict-to-throws":
+        r"nested_containers::(py2ts|py2ts2py|ts2py|functional|partial_load|fresh_init|contract_\w+)",
 }
 # each finding's cases, plus controls that no patch may change
 SELECTION = ["radam_two_groups", "corpus213_radam", "adadelta_two_groups", "corpus213_adadelta",
-             "layernorm_groupnorm", "adam_two_groups", "instancenorm_affine"]
+             "layernorm_groupnorm", "nested_containers", "adam_two_groups", "instancenorm_affine"]
 RELEASE_GAPS = ["THSJIT_getDimensionedTensorDevice", "THSJIT_getDimensionedTensorTypeDimensions",
                 "THSLinalg_dot", "THSTensor_eig", "THSTorch_lstsq"]
 
@@ -114,7 +117,7 @@ def test_source_build_is_cached_and_has_the_release_native_interface(builds, tmp
 
 def test_patched_builds_differ_from_each_other(builds):
     keys = {b.key for b in builds.values()}
-    assert len(keys) == 4
+    assert len(keys) == len(FIXES) + 1
     for name in FIXES:
         assert builds[name].patches[0].startswith(f"{name}.patch ")
 
