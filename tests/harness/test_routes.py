@@ -197,6 +197,7 @@ def test_a_codec_raising_on_a_valid_file_in_the_contract_is_the_codecs_failure()
 
     def load(f: io.BytesIO) -> dict[str, torch.Tensor]:
         raise TypeError("data type 'bfloat16' not understood")
-    with pytest.raises(CodecFailure, match="^codec load_state_dict raised TypeError on a valid file: data type") as info:
+    expected = "^codec load_state_dict raised TypeError on a valid file: data type"
+    with pytest.raises(CodecFailure, match=expected) as info:
         usable_tensors(load, buf.getvalue())  # type: ignore[arg-type]
     assert info.value.as_verdict().outcome == "fail"
