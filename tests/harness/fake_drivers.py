@@ -1,10 +1,13 @@
 """FAKE TorchSharp drivers for unit tests of the cells (no .NET involved).
 
 ``FakeTorchSharp`` is PyTorch plus our codec pretending to be a TorchSharp worker; a
-``fault`` makes it misbehave in one named way. Real conformance runs never use it.
+``fault`` makes it misbehave in one named way. Real conformance runs never use it. On the
+pth and safetensors routes it reads and writes with PyTorch's own torch.load/torch.save (a
+FAKE PyBridge: faithful by construction, so a cell that fails with it is the harness's fault).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,7 +28,7 @@ class FakeTorchSharp(TorchSharpSide):
         self.restarts = 0
         self.capabilities = Capabilities(name="FakeTorchSharp", version="0.0-fake", devices=frozenset({"cpu"}),
                                          optimizers=self.inner.capabilities.optimizers,
-                                         features=frozenset({"jit", "tensor_file"}))
+                                         features=frozenset({"jit", "tensor_file", "pth", "checkpoint"}))
 
     def build(self, case: Case, device: str) -> None:
         self.inner.build(case, device)
@@ -56,16 +59,48 @@ class FakeTorchSharp(TorchSharpSide):
                     with torch.no_grad():
                         owner.get_parameter(leaf).copy_(value)
             return
-        self.inner.load_module(path, strict)
+        if self.fault == "crash_on_empty" and path.stat().st_size == 0:
+            raise WorkerCrash(f"fake worker died loading the empty {path.name} (exit code 134)")
+        if self.fault == "lenient":  # a loader that never says no: damaged files "load" (nothing changes)
+            try:
+                self._synced().load_module(path, strict)
+            except Exception:
+                pass
+            return
+        try:
+            self._synced().load_module(path, strict)
+        except Exception as exc:  # as a real worker answers: the exception's type and message
+            raise WorkerRuntimeError("load_module", {"type": type(exc).__name__, "message": str(exc)}) from exc
+        if self.fault == "scale_on_load":  # a road that changes the state on the way in
+            assert self.inner.model is not None
+            with torch.no_grad():
+                next(p for p in self.inner.model.parameters() if p.is_floating_point()).mul_(3)
+
+    def _synced(self) -> PyTorchDriver:
+        """The inner PyTorch bound to the route this fake is bound to."""
+        self.inner.route_form = self.route_form
+        return self.inner
+
+    def load_checkpoint(self, folder: Path, strict: bool = True) -> None:
+        names = [n for n in ("pytorch_model.bin.index.json", "pytorch_model.bin") if (folder / n).exists()]
+        if not names:
+            raise WorkerRuntimeError("load_checkpoint", {"type": "ArgumentException", "message": "no checkpoint"})
+        shards = [] if names[0].endswith(".bin") else json.loads((folder / names[0]).read_text())["weight_map"].values()
+        files = [folder / f for f in dict.fromkeys(shards)] or [folder / names[0]]
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state.update(torch.load(f))
+        assert self.inner.model is not None
+        self.inner.model.load_state_dict(state, strict=strict)
 
     def save_module(self, path: Path) -> None:
-        self.inner.save_module(path)
+        self._synced().save_module(path)
 
     def load_optimizer(self, path: Path) -> None:
-        self.inner.load_optimizer(path)
+        self._synced().load_optimizer(path)
 
     def save_optimizer(self, path: Path) -> None:
-        self.inner.save_optimizer(path)
+        self._synced().save_optimizer(path)
 
     def step(self, grads: Mapping[str, torch.Tensor]) -> None:
         self.inner.step(grads)
@@ -83,8 +118,8 @@ class FakeTorchSharp(TorchSharpSide):
         return state, out
 
     def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
-        t = self.inner.read_tensor_file(source)
-        self.inner.write_tensor_file(t, dest)
+        t = self._synced().read_tensor_file(source)
+        self._synced().write_tensor_file(t, dest)
         return TensorDigest.of(t)
 
     def load_saved_state(self, path: Path) -> None:
