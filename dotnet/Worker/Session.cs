@@ -72,6 +72,8 @@ public sealed class Session
             ["threads"] = torch.get_num_threads(),
             ["onednn_max_cpu_isa"] = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA"),
             ["optimizers"] = Strings(Optimizers.Supported),
+            ["pybridge"] = Forms.PyBridgeVersion,
+            ["forms"] = Strings(Forms.Supported),
             ["modules"] = Strings(ModuleBuilder.Factories.Keys),
         };
     }
@@ -205,28 +207,28 @@ public sealed class Session
         var path = r.Str("path");
         var strict = r.Bool("strict", true);
         var skip = r.Strs("skip", []);
-        Model.load(path, strict: strict, skip: skip);
+        Forms.LoadModule(Model, Forms.Of(r, "load_module", "dat", "pth", "safetensors", "checkpoint"), path, strict, skip);
         return [];
     }
 
     JsonObject SaveModule(Fields r)
     {
         var path = r.Str("path");
-        Model.save(path);
+        Forms.SaveModule(Model, Forms.Of(r, "save_module", "dat", "pth", "safetensors"), path);
         return [];
     }
 
     JsonObject LoadOptimizer(Fields r)
     {
         var path = r.Str("path");
-        Persistable.load_state_dict(path);
+        Forms.LoadOptimizer(Persistable, Forms.Of(r, "load_optimizer", "dat", "pth"), path);
         return [];
     }
 
     JsonObject SaveOptimizer(Fields r)
     {
         var path = r.Str("path");
-        Persistable.save_state_dict(path);
+        Forms.SaveOptimizer(Persistable, Forms.Of(r, "save_optimizer", "dat", "pth"), path);
         return [];
     }
 
@@ -361,10 +363,9 @@ public sealed class Session
     {
         var input = r.Str("input");
         var output = r.Str("output");
+        var format = Forms.Of(r, "tensor_roundtrip", "dat", "pth", "safetensors");
         using var scope = NewDisposeScope();
-        var t = Tensor.Load(input);
-        t.Save(output);
-        return Enc.Digest(t);
+        return Enc.Digest(Forms.Roundtrip(format, input, output));
     }
 
     JsonObject Digest()

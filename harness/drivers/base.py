@@ -132,6 +132,11 @@ class TorchSharpSide(Driver):
         to ``resave``)."""
 
     @abstractmethod
+    def load_checkpoint(self, folder: Path, strict: bool = True) -> None:
+        """TorchSharp.PyBridge's ``load_checkpoint``: a Hugging Face checkpoint folder (one file,
+        or shards and their index), when capabilities list "checkpoint"."""
+
+    @abstractmethod
     def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
         """Static ``Tensor.Load(source)`` then ``Save(dest)``; the digest of what was loaded."""
 

@@ -119,12 +119,13 @@ class TorchSharpDriver(TorchSharpSide):
             version=self.version if self._worker is not None else str(self.hello.get("version", self.version)),
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
             optimizers=frozenset(self.hello.get("optimizers", [])),
-            features=frozenset({"jit", "tensor_file"}),
+            features=frozenset({"jit", "tensor_file"}) | frozenset(f for f in self.hello.get("forms", []) if f != "dat"),
             provenance={**(self._column_provenance if self._column_provenance is not None else
                            {"TorchSharp": str(self.hello.get("version", self.version)),
                             "libtorch": str(self.hello.get("libtorch", "?")),
                             "dotnet": str(self.hello.get("runtime", "?")),
-                            "worker_os": str(self.hello.get("os", "?"))}),
+                            "worker_os": str(self.hello.get("os", "?")),
+                            "TorchSharp.PyBridge": str(self.hello.get("pybridge") or "none")}),
                         **{f"TorchSharp {self.version} {k}": v for k, v in machine.describe().items()}},
             machine=machine,
         )
@@ -159,17 +160,25 @@ class TorchSharpDriver(TorchSharpSide):
                                   for n, shape, p, f in mc.buffers]} if mc.buffers else {}),
                   **({"frozen": list(mc.frozen)} if mc.frozen else {}))
 
+    def _form(self, form: str | None = None) -> dict[str, str]:
+        """The ``format`` field of a request in the bound route's form (none for "dat")."""
+        form = form or self.route_form
+        return {} if form == "dat" else {"format": form}
+
     def load_module(self, path: Path, strict: bool = True) -> None:
-        self.call("load_module", path=str(path), strict=strict, skip=[])
+        self.call("load_module", path=str(path), strict=strict, skip=[], **self._form())
 
     def save_module(self, path: Path) -> None:
-        self.call("save_module", path=str(path))
+        self.call("save_module", path=str(path), **self._form())
 
     def load_optimizer(self, path: Path) -> None:
-        self.call("load_optimizer", path=str(path))
+        self.call("load_optimizer", path=str(path), **self._form())
 
     def save_optimizer(self, path: Path) -> None:
-        self.call("save_optimizer", path=str(path))
+        self.call("save_optimizer", path=str(path), **self._form())
+
+    def load_checkpoint(self, folder: Path, strict: bool = True) -> None:
+        self.call("load_module", path=str(folder), strict=strict, skip=[], **self._form("checkpoint"))
 
     def step(self, grads: Mapping[str, torch.Tensor]) -> None:
         self.scratch.exchange(grads, [], lambda p: self.call("step", grads={n: str(f) for n, f in p.items()}))
@@ -192,12 +201,13 @@ class TorchSharpDriver(TorchSharpSide):
         return module_digest_from_json(r["module"]), out["output"]
 
     def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
-        return TensorDigest.from_json(self.call("tensor_roundtrip", input=str(source), output=str(dest)))
+        return TensorDigest.from_json(self.call("tensor_roundtrip", input=str(source), output=str(dest),
+                                                **self._form()))
 
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
-        self.save_module(module_path)
+        self.call("save_module", path=str(module_path))  # TorchSharp's own .dat, whatever the route
         if optimizer_path is not None:
-            self.save_optimizer(optimizer_path)
+            self.call("save_optimizer", path=str(optimizer_path))
 
     def digest(self) -> Digest:
         result = self.call("digest")
