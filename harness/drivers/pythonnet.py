@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.drivers.base import Capabilities, TorchSharpSide
 from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError
 from harness.drivers.scratch import Scratch
-from harness.drivers.torchsharp import TorchSharpDriver, WorkerUnavailable
+from harness.drivers.torchsharp import TorchSharpDriver, WorkerUnavailable, forms_of
 from harness.drivers.torchsharp_versions import DEFAULT_VERSION
 from harness.dotnet_build import DotnetUnavailable, build_project
 from harness.machine import probe
@@ -120,7 +120,7 @@ class PythonnetDriver(TorchSharpDriver):
             name="TorchSharp", version=version,
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
             optimizers=frozenset(self.hello.get("optimizers", [])),
-            features=frozenset({"jit", "tensor_file"}),
+            features=frozenset({"jit", "tensor_file"}) | forms_of(self.hello),
             machine=machine,
             provenance={"driver": DRIVER_KIND,
                         f"TorchSharp {version} via pythonnet": version,
@@ -129,6 +129,7 @@ class PythonnetDriver(TorchSharpDriver):
                         "pythonnet host libtorch": str(self.hello.get("libtorch", "?")),
                         "pythonnet host dotnet": str(self.hello.get("runtime", "?")),
                         "pythonnet driver lacks": "; ".join(self.lacks) or "nothing",
+                        "pythonnet host TorchSharp.PyBridge": str(self.hello.get("pybridge") or "none"),
                         **{f"TorchSharp {version} via pythonnet {k}": v for k, v in machine.describe().items()}},
         )
 

@@ -62,6 +62,11 @@ def default_versions() -> list[str]:
     return list(versions) or [DEFAULT_VERSION]
 
 
+def forms_of(hello: Mapping[str, Any]) -> frozenset[str]:
+    """The route forms a worker's hello lists beyond "dat" (docs/protocol.md): its capabilities."""
+    return frozenset(str(f) for f in hello.get("forms", []) if f != "dat")
+
+
 class WorkerUnavailable(RuntimeError):
     """This TorchSharp version cannot be restored, built or started here."""
 
@@ -119,7 +124,7 @@ class TorchSharpDriver(TorchSharpSide):
             version=self.version if self._worker is not None else str(self.hello.get("version", self.version)),
             devices=frozenset({"cpu"} | ({"cuda"} if self.hello.get("cuda") else set())),
             optimizers=frozenset(self.hello.get("optimizers", [])),
-            features=frozenset({"jit", "tensor_file"}) | frozenset(f for f in self.hello.get("forms", []) if f != "dat"),
+            features=frozenset({"jit", "tensor_file"}) | forms_of(self.hello),
             provenance={**(self._column_provenance if self._column_provenance is not None else
                            {"TorchSharp": str(self.hello.get("version", self.version)),
                             "libtorch": str(self.hello.get("libtorch", "?")),

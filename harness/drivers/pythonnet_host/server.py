@@ -30,6 +30,7 @@ if __package__:  # imported as harness.drivers.pythonnet_host.* (the tests)
     from .pn_modules import ModuleFactory
     from .pn_loop import handle, protocol_stream
     from .pn_optimizers import OPTIMIZERS, OptimizerFactory
+    from .pn_forms import Forms
 else:  # run as a script inside the host: its siblings are beside it
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from pn_common import (  # type: ignore[no-redef,import]
@@ -37,6 +38,7 @@ else:  # run as a script inside the host: its siblings are beside it
     from pn_modules import ModuleFactory  # type: ignore[no-redef,import]
     from pn_loop import handle, protocol_stream  # type: ignore[no-redef,import]
     from pn_optimizers import OPTIMIZERS, OptimizerFactory  # type: ignore[no-redef,import]
+    from pn_forms import Forms  # type: ignore[no-redef,import]
 
 
 # --- the session -------------------------------------------------------------------------------
@@ -48,6 +50,7 @@ class Session:
         self.digests = Digests(net)
         self.modules = ModuleFactory(net)
         self.optimizers = OptimizerFactory(net, self.digests)
+        self.forms = Forms(net)
         self.model: Any = None
         self.optimizer: Any = None
         self.parameters: dict[str, Any] = {}
@@ -108,6 +111,7 @@ class Session:
             "os": str(self.net.Interop.RuntimeInformation.OSDescription),
             "cuda": bool(self.net.torch.cuda.is_available()),
             "optimizers": [*OPTIMIZERS, "LBFGS"], "modules": list(self.modules.makers),
+            "pybridge": self.forms.version, "forms": self.forms.supported,
             "lacks": ["integer inputs ('input' of train)",
                       "module types beyond 'modules'"],
         }
@@ -228,25 +232,23 @@ class Session:
         path = req.text("path")
         strict = req.flag("strict", True)
         skip = req.names("skip", [])
-        model = self._model()
-        skip_list = self.net.Generic.List[self.net.System.String]()
-        for name in skip:
-            skip_list.Add(name)
-        model.load(path, strict, skip_list)
+        form = self.forms.of(req, "load_module", "dat", "pth", "safetensors", "checkpoint")
+        self.forms.load_module(self._model(), form, path, strict, skip)
         return {}
 
     def save_module(self, req: Req) -> dict[str, Any]:
-        self._model().save(req.text("path"))
+        form = self.forms.of(req, "save_module", "dat", "pth", "safetensors")
+        self.forms.save_module(self._model(), form, req.text("path"))
         return {}
 
     def load_optimizer(self, req: Req) -> dict[str, Any]:
-        path = req.text("path")
-        self._persistable().load_state_dict(path)
+        form = self.forms.of(req, "load_optimizer", "dat", "pth")
+        self.forms.load_optimizer(self._persistable(), form, req.text("path"))
         return {}
 
     def save_optimizer(self, req: Req) -> dict[str, Any]:
-        path = req.text("path")
-        self._persistable().save_state_dict(path)
+        form = self.forms.of(req, "save_optimizer", "dat", "pth")
+        self.forms.save_optimizer(self._persistable(), form, req.text("path"))
         return {}
 
     def step(self, req: Req) -> dict[str, Any]:
@@ -337,10 +339,9 @@ class Session:
 
     def tensor_roundtrip(self, req: Req) -> dict[str, Any]:
         source, target = req.text("input"), req.text("output")
+        form = self.forms.of(req, "tensor_roundtrip", "dat", "pth", "safetensors")
         with self._scope():
-            t = self._load_tensor(source)
-            self._save_tensor(t, target)
-            return self.digests.of(t)
+            return self.digests.of(self.forms.roundtrip(form, source, target))
 
     def jit_run(self, req: Req) -> dict[str, Any]:
         path, source, target = req.text("path"), req.text("input"), req.text("output")
