@@ -80,6 +80,9 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("pytorch-float32-optimizer-scalars",
             "PyTorch casts ASGD's eta/mu and NAdam's mu_product to the parameter's dtype on load",
             dotnet=False, script="float32_optimizer_scalars.py", pytorch=("host", "2.6")),
+    Finding("pybridge-save-keeps-old-tail",
+            "TorchSharp.PyBridge's PickleStateDict and Safetensors.SaveStateDict keep an older file's tail"),
+    Finding("pybridge-legacy-format-refused", "TorchSharp.PyBridge refuses torch.save's legacy (non-zip) format"),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 

@@ -50,6 +50,10 @@ public static class Program
         ["tensor-load-int-max-elements"] = ("static Tensor.Load refuses more than int.MaxValue elements", TensorLoadIntMaxElements.Run),
         ["module-save-load-non-contiguous"] = ("Module.save/load throw on a non-contiguous state tensor", ModuleSaveLoadNonContiguous.Run),
         ["bf16-avx512-conv"] = ("bfloat16 convolution is wrong on AVX-512 CPUs (oneDNN)", Bf16Avx512Conv.Run),
+#if PYBRIDGE
+        ["pybridge-save-keeps-old-tail"] = ("PyBridge's PickleStateDict/Safetensors.SaveStateDict keep an older file's tail", PyBridgeSaveKeepsOldTail.Run),
+        ["pybridge-legacy-format-refused"] = ("PyBridge refuses torch.save's legacy (non-zip) format", PyBridgeLegacyFormatRefused.Run),
+#endif
         ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
         ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),
     };

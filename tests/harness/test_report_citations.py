@@ -28,6 +28,9 @@ from harness.drivers.pytorch_worker import PYTORCH26_ROOT
 
 ROOT = Path(__file__).resolve().parents[2]
 TARBALL = ROOT / "third_party" / "torchsharp" / "TorchSharp-0.107.0-c20b6a1c.tar.gz"
+# TorchSharp.PyBridge 1.4.4's source (the route's TorchSharp half): its files are cited as
+# TorchSharp.PyBridge/File.cs or by a name no TorchSharp file has
+PYBRIDGE_TARBALL = ROOT / "third_party" / "pybridge" / "TorchSharp.PyBridge-1.4.4-059476b.tar.gz"
 REPORTS = ROOT / "docs" / "findings"
 EXPECTED = ROOT / "cases" / "expected_failures"
 
@@ -134,6 +137,14 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
                                                     "tensor.WriteBytesToStream(writer.BaseStream);"),
     (TEN + "TensorExtensionMethods.cs", 449, 482): ("public static void Load(this Tensor tensor, System.IO.",
                                                     "ReadBytesFromStream"),
+    # TorchSharp.PyBridge 1.4.4 (third_party/pybridge/)
+    ("TorchSharp.PyBridge/PyTorchPickler.cs", 23, 23): ("PickleStateDict(File.OpenWrite(file), source);",),
+    ("TorchSharp.PyBridge/Safetensors.cs", 50, 50): ("using var stream = File.OpenWrite(path);",),
+    ("TorchSharp.PyBridge/PyBridgeModuleExtensions.cs", 16, 16): ("using var stream = System.IO.File.Create(location);",),
+    ("TorchSharp.PyBridge/PyBridgeModuleExtensions.cs", 49, 49): ("using var stream = System.IO.File.Create(location);",),
+    ("TorchSharp.PyBridge/PyTorchUnpickler.cs", 38, 41): ("byte[] signature = new byte[4];",
+                                                          "if (signature[0] != 0x50",
+                                                          "saved using the old PyTorch format"),
 }
 
 FILE = r"(?P<file>[\w./-]+\.(?:cs|cpp|h|py))"
@@ -145,11 +156,12 @@ TOKEN = re.compile(rf"{FILE}`?(?::(?P<colon>\d+(?:-\d+)?))?|\blines?\s+{NUMS}")
 def _tarball() -> dict[str, list[str]]:
     """Path (below the tarball's root) -> its lines."""
     out: dict[str, list[str]] = {}
-    with tarfile.open(TARBALL) as tar:
-        for m in tar.getmembers():
-            f = tar.extractfile(m) if m.isfile() and m.name.endswith((".cs", ".cpp", ".h")) else None
-            if f is not None:
-                out[m.name.removeprefix("./")] = f.read().decode("utf-8-sig", errors="replace").splitlines()
+    for tarball in (TARBALL, PYBRIDGE_TARBALL):
+        with tarfile.open(tarball) as tar:
+            for m in tar.getmembers():
+                f = tar.extractfile(m) if m.isfile() and m.name.endswith((".cs", ".cpp", ".h")) else None
+                if f is not None:
+                    out[m.name.removeprefix("./")] = f.read().decode("utf-8-sig", errors="replace").splitlines()
     return out
 
 
@@ -158,13 +170,13 @@ def resolve(name: str) -> str | None:
     name (only TorchSharp's) that matches no file, or any name matching several, is an error.
     A path outside ``src/`` is not TorchSharp's."""
     name = name.removeprefix("./")
-    if "/" in name and not name.startswith("src/"):
+    if "/" in name and not name.startswith(("src/", "TorchSharp.PyBridge/")):
         return None   # a path of this project (../../dotnet/Findings/...) or of another one (torch/optim/...)
     hits = [p for p in _tarball() if p == name or p.endswith("/" + name)]
     if len(hits) > 1:
         raise ValueError(f"{name!r} is ambiguous in the release ({', '.join(hits)}): cite it by its path")
     if not hits and name.endswith(".cs"):
-        raise ValueError(f"{name!r} is no file of the TorchSharp 0.107.0 release")
+        raise ValueError(f"{name!r} is no file of the TorchSharp 0.107.0 release (nor of TorchSharp.PyBridge 1.4.4)")
     return hits[0] if hits else None
 
 
