@@ -35,6 +35,7 @@ REPORTS = ROOT / "docs" / "findings"
 EXPECTED = ROOT / "cases" / "expected_failures"
 
 NN, OPT = "src/TorchSharp/NN/", "src/TorchSharp/Optimizers/"
+PYB = "TorchSharp.PyBridge/"
 TEN, NAT = "src/TorchSharp/Tensor/", "src/Native/LibTorchSharp/"
 CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     (OPT + "Adadelta.cs", 126, 165): ("public override Tensor step(Func<Tensor> closure", "}, closure);"),
@@ -140,8 +141,8 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     # TorchSharp.PyBridge 1.4.4 (third_party/pybridge/)
     ("TorchSharp.PyBridge/PyTorchPickler.cs", 23, 23): ("PickleStateDict(File.OpenWrite(file), source);",),
     ("TorchSharp.PyBridge/Safetensors.cs", 50, 50): ("using var stream = File.OpenWrite(path);",),
-    ("TorchSharp.PyBridge/PyBridgeModuleExtensions.cs", 16, 16): ("using var stream = System.IO.File.Create(location);",),
-    ("TorchSharp.PyBridge/PyBridgeModuleExtensions.cs", 49, 49): ("using var stream = System.IO.File.Create(location);",),
+    (PYB + "PyBridgeModuleExtensions.cs", 16, 16): ("using var stream = System.IO.File.Create(location);",),
+    (PYB + "PyBridgeModuleExtensions.cs", 49, 49): ("using var stream = System.IO.File.Create(location);",),
     ("TorchSharp.PyBridge/PyTorchUnpickler.cs", 38, 41): ("byte[] signature = new byte[4];",
                                                           "if (signature[0] != 0x50",
                                                           "saved using the old PyTorch format"),
