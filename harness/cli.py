@@ -91,6 +91,9 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="route(s) the state takes (harness/routes/): dat (the codec's .dat <-> Module.load/save), "
                         "pth (torch.save/load <-> TorchSharp.PyBridge load_py/save_py), safetensors (safetensors <-> "
                         "PyBridge load_safetensors/save_safetensors); default: all of them")
+    r.add_argument("--large-routes", action="append", choices=ROUTE_NAMES, metavar="ROUTE",
+                   help="the routes the large-tensor cells (past 2 GiB, up to a minute each) run on; default: dat "
+                        "(the other routes' large cells cost ten minutes more: give them here to run them)")
     r.add_argument("--case", action="append", help="only these case names")
     r.add_argument("--feature", action="append", help="only cases tagged with one of these features")
     r.add_argument("--check", action="append", help="only these checks (python3 -m harness checks lists them)")

@@ -97,6 +97,7 @@ def write_repro(folder: Path, cell: Cell, result: CellResult, repro: ReproSpec |
     q = shlex.quote
     codec_arg = f'"$here"/{q(codec)}' if codec.startswith("codec/") else q(codec)
     env = "".join(f" --torchsharp-env {q(f'{k}={v}')}" for k, v in repro.torchsharp_env)
+    large = f" --large-routes {cell.route}" if "large" in case.features else ""
     version, _, driver = cell.torchsharp.partition("@")  # "0.107.0@pythonnet": the second driver
     version, plus, _ = version.partition("+")  # "0.107.0+fix": a build from source
     source = ""
@@ -106,7 +107,7 @@ def write_repro(folder: Path, cell: Cell, result: CellResult, repro: ReproSpec |
                   + (f" --torchsharp-label {q(repro.torchsharp_label)}" if repro.torchsharp_label else ""))
     command = (f"{q(repro.interpreter)} -m harness run --case {q(case.name)} --check {cell.check} "
                f"--pytorch {q(repro.pytorch)} --torchsharp {q(version)} --driver {driver or 'csharp'}{source} "
-               f"--device {cell.device} --codec {codec_arg} --route {cell.route} --cases {q(repro.cases)}{env} "
+               f"--device {cell.device} --codec {codec_arg} --route {cell.route}{large} --cases {q(repro.cases)}{env} "
                f"-k {q(cell.id)} "
                f"--jobs 1 --run-id repro-{q(folder.name)} --keep -v")
     (folder / "repro.sh").write_text(

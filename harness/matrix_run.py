@@ -70,7 +70,8 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
         else:
             provenance[f"PyTorch {label}"] = f"unavailable: {py}"
         version = py.capabilities.version if isinstance(py, PythonDriver) else label
-        for cell in make_cells(cases, version, list(ts), codec_name, args.check, args.device, args.route):
+        for cell in make_cells(cases, version, list(ts), codec_name, args.check, args.device, args.route,
+                               args.large_routes):
             if not args.k or args.k in cell.id:
                 plan.append((runner, cell))
     for v, drv in ts.items():
@@ -192,8 +193,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"--codec {args.codec}: {exc}", file=sys.stderr)
         return 2
     args.route = args.route or list(ROUTES)
+    args.large_routes = args.large_routes or ["dat"]
     n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device,
-                             args.route)) * len(args.pytorch)
+                             args.route, args.large_routes)) * len(args.pytorch)
     jobs = args.jobs if args.jobs is not None else memory.auto_jobs(n_cells)
     if jobs > 1 and not args.shard:
         # the room for large-tensor cells, measured once here, before any job holds memory; how

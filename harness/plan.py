@@ -40,13 +40,22 @@ def checks_for(case: Case) -> tuple[str, ...]:
 
 def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], codec: str,
                checks: Iterable[str] | None = None, devices: Iterable[str] = DEVICES,
-               routes: Sequence[str] = ("dat",)) -> list[Cell]:
+               routes: Sequence[str] = ("dat",), large_routes: Sequence[str] | None = None) -> list[Cell]:
+    """Every cell of ``cases`` x their checks x ``routes`` x TorchSharp versions x devices;
+    the cells of ``large`` cases (tensors past 2 GiB, a minute each) only on ``large_routes``
+    (default: every route of the plan)."""
     wanted = set(REGISTRY if checks is None else checks)
     versions, devs = list(torchsharp), list(devices)
+    big = [r for r in routes if large_routes is None or r in large_routes]
     return [Cell(case, check, pytorch, ts, device, codec, route)
             for case in cases for check in checks_for(case) if check in wanted
-            for route in (routes[:1] if REGISTRY[check].route_independent else routes)
+            for route in _routes_of(check, "large" in case.features, routes, big)
             for ts in versions for device in devs]
+
+
+def _routes_of(check: str, large: bool, routes: Sequence[str], big: Sequence[str]) -> Sequence[str]:
+    on = big if large else routes
+    return on[:1] if REGISTRY[check].route_independent else on
 
 
 def shard_of(cell: Cell, shards: int) -> int:

@@ -14,9 +14,9 @@ import traceback
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.cases import OptimizerCase
+from harness.cases import OptimizerCase, TensorCase
 from harness.checks import REGISTRY, CheckSkipped, Context
-from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
+from harness.drivers.base import Driver, PythonDriver, TorchSharpSide, model_case_of
 from harness.memory import available_bytes
 from harness.evidence import ReproSpec, cell_dir, keep
 from harness.expectations import ExpectedFailures, features_of
@@ -96,10 +96,11 @@ class CellRunner:
             room = self._large_room()
             if room:
                 return room
-        chk = REGISTRY[cell.check]
-        return chk.missing(py, ts) or ROUTES[cell.route].obstacle(
+        chk, route = REGISTRY[cell.check], ROUTES[cell.route]
+        dtype = cell.case.dtype if isinstance(cell.case, TensorCase) else model_case_of(cell.case).dtype
+        return chk.missing(py, ts) or route.obstacle(
             chk.needs_of_route(cell.case), py.capabilities.features, f"PyTorch {py.capabilities.version}",
-            ts.capabilities.features, f"TorchSharp {cell.torchsharp}")
+            ts.capabilities.features, f"TorchSharp {cell.torchsharp}") or route.refuses_dtype(dtype)
 
     def run(self, cell: Cell) -> CellResult:
         result = CellResult(id=cell.id, case=cell.case.name, check=cell.check, pytorch=cell.pytorch,

@@ -1,7 +1,7 @@
 """TorchSharp's side of a route reading damaged files (``damaged_load``).
 
 PyTorch writes the case's state through the cell's route; the harness damages copies of the
-file (truncated at points across it, bytes near the start garbled, an empty file, the same
+file (truncated at points across it, its first 8 bytes garbled, an empty file, the same
 state in another route's form) and a freshly built TorchSharp model loads each. Every copy
 must be refused with an exception. A copy that loads is a failure, and worse when the model
 then holds other values than the undamaged file carries (silently wrong tensors); a copy that
@@ -22,7 +22,10 @@ from harness.routes import ROUTES
 
 # Where copies are cut, as fractions of the file (plus 8 bytes in, and one byte short).
 CUTS = (0.25, 0.5, 0.75)
-GARBLE = range(16, 48)  # bytes XOR-ed with 0xFF: a header's names and lengths in every route's form
+# bytes XOR-ed with 0xFF: the start of every route's form is structure, never tensor data (the
+# .dat entry count and first name length, the zip signature, the safetensors header length);
+# garbled data bytes could not be noticed by any of the formats (none has a checksum of them)
+GARBLE = range(0, 8)
 OTHER_FORM = {"dat": "pth", "pth": "safetensors", "safetensors": "pth"}
 
 

@@ -84,6 +84,14 @@ class Route:
     # A Hugging Face checkpoint folder's file names (save_pretrained's): the single file, the
     # sharded index, and the shards' pattern ({i}, {n}); None: the route has no checkpoint form.
     checkpoint_names: tuple[str, str, str] | None = None
+    # The dtypes its files can hold (harness dtype names, harness/torch_build.py DTYPES); None: all.
+    dtypes: frozenset[str] | None = None
+
+    def refuses_dtype(self, dtype: str) -> str | None:
+        """Why a case of ``dtype`` cannot take this route (None: it can)."""
+        if self.dtypes is None or dtype in self.dtypes:
+            return None
+        return f"route {self.name} carries no {dtype} tensors (its format has no such dtype)"
 
     def write_state(self, path: Any, state: dict[str, torch.Tensor]) -> None:
         """The harness's own state-dict file of this form (files the checks make themselves)."""

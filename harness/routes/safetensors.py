@@ -130,4 +130,5 @@ SAFETENSORS = Route(
     title="safetensors save/load <-> TorchSharp.PyBridge load_safetensors/save_safetensors",
     carries=frozenset({"module", "tensor", "checkpoint"}), byte_stable=False,
     python_form=SafetensorsForm, write_state_dict=write_state_dict, python_unavailable=UNAVAILABLE,
-    checkpoint_names=CHECKPOINT_NAMES)
+    checkpoint_names=CHECKPOINT_NAMES,
+    dtypes=frozenset(str(d).removeprefix("torch.") for d in DTYPES))

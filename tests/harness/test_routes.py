@@ -201,3 +201,23 @@ def test_a_codec_raising_on_a_valid_file_in_the_contract_is_the_codecs_failure()
     with pytest.raises(CodecFailure, match=expected) as info:
         usable_tensors(load, buf.getvalue())  # type: ignore[arg-type]
     assert info.value.as_verdict().outcome == "fail"
+
+
+def test_large_cells_run_on_the_large_routes_only() -> None:
+    cat = load_catalogue().all()
+    large = [c for c in cat if "large" in c.features]
+    small = [c for c in cat if c.name == "tensor_float32_vector"]
+    assert large, "the catalogue has large-tensor cases"
+    cells = make_cells(large + small, "2.6", ["0.107.0"], "ours", None, ["cpu"], ["dat", "pth", "safetensors"], ["dat"])
+    assert {c.route for c in cells if "large" in c.case.features} == {"dat"}
+    assert {c.route for c in cells if c.case.name == "tensor_float32_vector"} == {"dat", "pth", "safetensors"}
+    every = make_cells(large, "2.6", ["0.107.0"], "ours", None, ["cpu"], ["dat", "pth"])
+    assert {c.route for c in every} == {"dat", "pth"}
+
+
+def test_a_dtype_the_route_has_no_name_for_is_a_skip_naming_it() -> None:
+    assert SAFETENSORS.refuses_dtype("complex64") == ("route safetensors carries no complex64 tensors "
+                                                      "(its format has no such dtype)")
+    assert SAFETENSORS.refuses_dtype("qint8") is not None
+    assert SAFETENSORS.refuses_dtype("bfloat16") is None and SAFETENSORS.refuses_dtype("bool") is None
+    assert PTH.refuses_dtype("qint8") is None and DAT.refuses_dtype("complex128") is None
