@@ -83,6 +83,11 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("pybridge-save-keeps-old-tail",
             "TorchSharp.PyBridge's PickleStateDict and Safetensors.SaveStateDict keep an older file's tail"),
     Finding("pybridge-legacy-format-refused", "TorchSharp.PyBridge refuses torch.save's legacy (non-zip) format"),
+    Finding("pybridge-load-py-ignores-layout",
+            "TorchSharp.PyBridge's load_py writes a view's storage start into it and accepts tensors of another shape"),
+    Finding("pybridge-save-py-view-offset",
+            "TorchSharp.PyBridge's save_py writes a view with a storage offset that torch.load cannot rebuild",
+            script="pybridge_saved_view.py", pytorch=("host", "2.6")),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 

@@ -53,6 +53,8 @@ public static class Program
 #if PYBRIDGE
         ["pybridge-save-keeps-old-tail"] = ("PyBridge's PickleStateDict/Safetensors.SaveStateDict keep an older file's tail", PyBridgeSaveKeepsOldTail.Run),
         ["pybridge-legacy-format-refused"] = ("PyBridge refuses torch.save's legacy (non-zip) format", PyBridgeLegacyFormatRefused.Run),
+        ["pybridge-load-py-ignores-layout"] = ("PyBridge's load_py writes through the file's shape/offset, reading the storage from its start", PyBridgeLoadPyIgnoresLayout.Run),
+        ["pybridge-save-py-view-offset"] = ("PyBridge's save_py writes a view with a storage offset that torch.load cannot rebuild", PyBridgeSavePyViewOffset.Run),
 #endif
         ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
         ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),

@@ -18,7 +18,7 @@ public static class Forms
     public static readonly string[] Supported = ["dat", "pth", "safetensors", "checkpoint"];
     public static string? PyBridgeVersion =>
         typeof(PyBridgeModuleExtensions).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()
-            ?.InformationalVersion.Split('+')[0] ?? typeof(PyBridgeModuleExtensions).Assembly.GetName().Version?.ToString();
+            ?.InformationalVersion ?? typeof(PyBridgeModuleExtensions).Assembly.GetName().Version?.ToString();
 #else
     public static readonly string[] Supported = ["dat"];
     public static string? PyBridgeVersion => null;
@@ -123,7 +123,7 @@ public static class Forms
     {
         if (dict.Count != 1 || !dict.Contains(TensorKey) || dict[TensorKey] is not Tensor t)
             throw new InvalidDataException(
-                $"{path}: a single-tensor file holds one tensor under '{TensorKey}'; it holds [{string.Join(", ", dict.Keys.Cast<object>())}]");
+                $"{path}: a single-tensor file holds one tensor under '{TensorKey}'; it holds [{string.Join(", ", dict.Keys.Cast<object>().Select(k => k.ToString()).Order(StringComparer.Ordinal))}]");
         return t;
     }
 }

@@ -166,21 +166,21 @@ class TorchSharpDriver(TorchSharpSide):
                   **({"frozen": list(mc.frozen)} if mc.frozen else {}))
 
     def _form(self, form: str | None = None) -> dict[str, str]:
-        """The ``format`` field of a request in the bound route's form (none for "dat")."""
+        """The ``format`` field of a request: ``form``, else the bound route's (none for "dat")."""
         form = form or self.route_form
         return {} if form == "dat" else {"format": form}
 
-    def load_module(self, path: Path, strict: bool = True) -> None:
-        self.call("load_module", path=str(path), strict=strict, skip=[], **self._form())
+    def load_module(self, path: Path, strict: bool = True, form: str | None = None) -> None:
+        self.call("load_module", path=str(path), strict=strict, skip=[], **self._form(form))
 
-    def save_module(self, path: Path) -> None:
-        self.call("save_module", path=str(path), **self._form())
+    def save_module(self, path: Path, form: str | None = None) -> None:
+        self.call("save_module", path=str(path), **self._form(form))
 
-    def load_optimizer(self, path: Path) -> None:
-        self.call("load_optimizer", path=str(path), **self._form())
+    def load_optimizer(self, path: Path, form: str | None = None) -> None:
+        self.call("load_optimizer", path=str(path), **self._form(form))
 
-    def save_optimizer(self, path: Path) -> None:
-        self.call("save_optimizer", path=str(path), **self._form())
+    def save_optimizer(self, path: Path, form: str | None = None) -> None:
+        self.call("save_optimizer", path=str(path), **self._form(form))
 
     def load_checkpoint(self, folder: Path, strict: bool = True) -> None:
         self.call("load_module", path=str(folder), strict=strict, skip=[], **self._form("checkpoint"))
@@ -205,9 +205,9 @@ class TorchSharpDriver(TorchSharpSide):
             resave=str(resave) if resave else None))
         return module_digest_from_json(r["module"]), out["output"]
 
-    def tensor_roundtrip(self, source: Path, dest: Path) -> TensorDigest:
+    def tensor_roundtrip(self, source: Path, dest: Path, form: str | None = None) -> TensorDigest:
         return TensorDigest.from_json(self.call("tensor_roundtrip", input=str(source), output=str(dest),
-                                                **self._form()))
+                                                **self._form(form)))
 
     def snapshot(self, module_path: Path, optimizer_path: Path | None) -> None:
         self.call("save_module", path=str(module_path))  # TorchSharp's own .dat, whatever the route

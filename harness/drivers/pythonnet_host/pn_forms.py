@@ -30,7 +30,7 @@ class Forms:
         asm = clr.GetClrType(self.bridge.PyBridgeModuleExtensions).Assembly
         attr_type = net.System.Reflection.AssemblyInformationalVersionAttribute
         for attr in asm.GetCustomAttributes(attr_type, False):
-            self.version = str(attr.InformationalVersion).split("+")[0]
+            self.version = str(attr.InformationalVersion)  # "1.4.4+<commit>": the commit it was built from
         self.version = self.version or str(asm.GetName().Version)
 
     @property
@@ -105,9 +105,9 @@ class Forms:
         d[TENSOR_KEY] = tensor
         return d
 
-    @staticmethod
-    def _one(loaded: Any, path: str) -> Any:
-        keys = [str(k) for k in loaded.Keys]
-        if keys != [TENSOR_KEY]:
-            raise ValueError(f"{path}: a single-tensor file holds one tensor under {TENSOR_KEY!r}; it holds {keys}")
+    def _one(self, loaded: Any, path: str) -> Any:
+        keys = sorted(str(k) for k in loaded.Keys)  # sorted: a Hashtable's order differs per process
+        if keys != [TENSOR_KEY]:  # the same .NET exception and text as the C# worker's
+            raise self.net.IO.InvalidDataException(
+                f"{path}: a single-tensor file holds one tensor under '{TENSOR_KEY}'; it holds [{', '.join(keys)}]")
         return loaded[TENSOR_KEY]
