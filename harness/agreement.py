@@ -18,7 +18,7 @@ def _raw(c: CellResult) -> str:
 
 def cross_check(cells: list[CellResult]) -> int:
     """Turn every pythonnet cell whose verdict differs from its C# sibling's into an error
-    (neither skipped); return how many disagree."""
+    (neither skipped, neither listed as nondeterministic); return how many disagree."""
     by_id = {c.id: c for c in cells}
     disagreements = 0
     for c in cells:
@@ -27,6 +27,8 @@ def cross_check(cells: list[CellResult]) -> int:
         twin = by_id.get(c.id.replace(SUFFIX, "", 1))
         if twin is None or "skip" in (c.outcome, twin.outcome):
             continue
+        if c.details.get("nondeterministic") or twin.details.get("nondeterministic"):
+            continue  # listed as showing in some processes only: two processes may well differ
         if _raw(c) != _raw(twin):
             disagreements += 1
             c.details["drivers_disagree"] = {"csharp": {"outcome": twin.outcome, "reason": twin.reason},

@@ -13,7 +13,9 @@ A cell that matches an entry (its patterns, and its ``when`` on the machine that
 
 * fails or errors with a reason the entry's ``expect`` finds -> ``xfail``;
 * fails or errors otherwise -> ``fail``: "failed differently than listed";
-* passes -> ``xpass``, an error: a fixed bug or a stale entry must not hide;
+* passes -> ``xpass``, an error: a fixed bug or a stale entry must not hide; except for an
+  entry marked ``nondeterministic = true`` (the defect shows in some processes only): then
+  ``xfail`` saying it passed in this process;
 * breaks the harness itself -> stays ``error`` (that never is what an entry expected).
 
 A TorchSharp axis with a build label (``ts0.107.0+radam-fix``, a build from source) is
@@ -32,7 +34,7 @@ from typing import Any
 
 from harness.outcomes import CellResult
 
-_KEYS = {"cells", "expect", "reason", "finding", "when"}
+_KEYS = {"cells", "expect", "reason", "finding", "when", "nondeterministic"}
 _FEATURE = re.compile(r"!?[a-z0-9_]+\.[a-z0-9_]+")
 
 
@@ -48,6 +50,9 @@ class ExpectedFailure:
     source: str                       # "file.toml: entry 3"
     finding: str | None = None
     when: tuple[str, ...] = ()
+    # the defect shows in some processes only (e.g. a .NET Hashtable's per-process order decides
+    # it): a pass of a listed cell is then no fix, and reads as xfail saying so
+    nondeterministic: bool = False
 
     @property
     def pattern(self) -> str:
@@ -66,7 +71,7 @@ class ExpectedFailure:
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "cells": list(self.cells), "expect": self.expect, "reason": self.reason,
-                "finding": self.finding, "when": list(self.when)}
+                "finding": self.finding, "when": list(self.when), "nondeterministic": self.nondeterministic}
 
 
 def base_cell_id(cell_id: str) -> str:
@@ -106,7 +111,11 @@ def _entry(raw: Any, where: str) -> ExpectedFailure:
     finding = raw.get("finding")
     if finding is not None and not isinstance(finding, str):
         raise ExpectedFailureError(f"{where}: 'finding' must be a slug of docs/findings/")
-    return ExpectedFailure(tuple(cells), expect, " ".join(str(raw["reason"]).split()), where, finding, tuple(when))
+    nondeterministic = raw.get("nondeterministic", False)
+    if not isinstance(nondeterministic, bool):
+        raise ExpectedFailureError(f"{where}: 'nondeterministic' must be true or false")
+    return ExpectedFailure(tuple(cells), expect, " ".join(str(raw["reason"]).split()), where, finding, tuple(when),
+                           nondeterministic)
 
 
 @dataclass
@@ -154,9 +163,17 @@ class ExpectedFailures:
                 result.reason = f"failed differently than listed: expected {listed}, got: {result.reason}"
                 return result
             result.details["expected_failure"] = hit.to_json()
+            if hit.nondeterministic:
+                result.details["nondeterministic"] = True
             result.outcome = "xfail"
             result.reason = (f"expected{f' (finding {hit.finding})' if hit.finding else ''}: {hit.reason} "
                              f"| actual: {result.reason}")
+        elif result.outcome == "pass" and entries[0].nondeterministic:
+            e = entries[0]
+            result.details.update(expected_failure=e.to_json(), nondeterministic=True, raw_outcome="pass")
+            result.outcome = "xfail"
+            result.reason = (f"expected{f' (finding {e.finding})' if e.finding else ''}, nondeterministic: {e.reason} "
+                             "| actual: passed in this process (the defect shows in some processes only)")
         elif result.outcome == "pass":
             e = entries[0]
             result.details["expected_failure"] = e.to_json()

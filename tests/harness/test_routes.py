@@ -221,3 +221,23 @@ def test_a_dtype_the_route_has_no_name_for_is_a_skip_naming_it() -> None:
     assert SAFETENSORS.refuses_dtype("qint8") is not None
     assert SAFETENSORS.refuses_dtype("bfloat16") is None and SAFETENSORS.refuses_dtype("bool") is None
     assert PTH.refuses_dtype("qint8") is None and DAT.refuses_dtype("complex128") is None
+
+
+def test_a_nondeterministic_entry_reads_a_pass_as_xfail_and_the_drivers_may_differ(tmp_path: Path) -> None:
+    from harness.agreement import cross_check
+    from harness.expectations import ExpectedFailures
+    from harness.outcomes import CellResult
+    (tmp_path / "x.toml").write_text('[[xfail]]\ncells = ["c::py2ts::*"]\nexpect = "bytes differ"\n'
+                                     'finding = "f"\nreason = "order decides"\nnondeterministic = true\n')
+    xf = ExpectedFailures.load(tmp_path)
+
+    def cell(ts: str, outcome: str, reason: str = "") -> CellResult:
+        return CellResult(id=f"c::py2ts::pt1::ts{ts}::cpu::ours::pth", case="c", check="py2ts", pytorch="1",
+                          torchsharp=ts, device="cpu", codec="ours", outcome=outcome, reason=reason, route="pth")
+    passed = xf.apply(cell("0.1", "pass"))
+    failed = xf.apply(cell("0.1@pythonnet", "fail", "'w': bytes differ"))
+    assert (passed.outcome, failed.outcome) == ("xfail", "xfail")
+    assert "passed in this process" in passed.reason and passed.details["nondeterministic"] is True
+    assert cross_check([passed, failed]) == 0 and failed.outcome == "xfail"
+    other = xf.apply(cell("0.1", "fail", "something else"))
+    assert other.outcome == "fail" and other.reason.startswith("failed differently than listed")
