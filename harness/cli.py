@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_finding)
     from harness.report.readme import add_parser as add_readme_parser  # light: no PyTorch
     add_readme_parser(sub)  # `readme-matrix MATRIX.json`: harness/report/readme.py
+    from harness.radar.main import add_parser as add_radar_parser  # light: imports no driver
+    add_radar_parser(sub)  # `radar --repo PATH`: harness/radar/
     return p
 
 
