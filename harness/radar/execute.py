@@ -119,7 +119,8 @@ def build_and_run(r: m.RefResult, base_tarball: Path, py: PythonDriver, release:
         return
     try:
         r.column = column
-        r.build = next((v for k, v in driver.capabilities.provenance.items() if k.endswith(" native")), "built")
+        native = next((v for k, v in driver.capabilities.provenance.items() if k.endswith(" native")), "")
+        r.build = f"built, native guard passed ({native})" if native else "built"
         repro = ReproSpec(pytorch=pytorch_label, torchsharp_source=str(base_tarball.resolve()),
                           torchsharp_patches=(str(Path(r.patch).resolve()),), torchsharp_label=r.label)
         runner = CellRunner(py, {column: driver}, out / "cells", expected, repro=repro)

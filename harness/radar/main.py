@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument("--refs", nargs="+", metavar="PATTERN", help="fnmatch patterns over full ref names "
                    "(default: refs/pull/*/head); e.g. 'refs/pull/*/head' 'refs/heads/main'")
     r.add_argument("--last", type=int, metavar="N", help="only the N newest refs (by their tip's commit date)")
-    r.add_argument("--base", help="the base release: a tag, branch or commit (default: v<default TorchSharp version>)")
+    r.add_argument("--base", help="the base release: a tag, branch or commit (default: the tag v<default TorchSharp "
+                   "version>, else the commit of the release tarball in third_party/torchsharp/)")
     r.add_argument("--pr-info", metavar="FILE", help="titles and authors of pull requests: the JSON of "
                    "`gh pr list --json number,title,author,createdAt` (default: each tip's subject and author)")
     r.add_argument("--case", action="append", help="run only these cases (default: the --quick cases plus the "
@@ -70,6 +71,20 @@ def _pr_info(path: str | None) -> dict[str, dict[str, str]]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RadarGitError(f"--pr-info {path}: expected the JSON list of `gh pr list --json "
                             f"number,title,author,createdAt`: {type(exc).__name__}: {exc}") from exc
+
+
+def default_base(git: Git, version: str) -> str:
+    """The tag ``v<version>`` when the clone has it, else the release commit named by the
+    release tarball in third_party/torchsharp/ (``TorchSharp-<version>-<commit>.tar.gz``)."""
+    tag = f"v{version}"
+    try:
+        git.resolve(tag)
+        return tag
+    except RadarGitError:
+        pass
+    for tarball in sorted((ROOT / "third_party" / "torchsharp").glob(f"TorchSharp-{version}-*.tar.gz")):
+        return tarball.name[len(f"TorchSharp-{version}-"):-len(".tar.gz")]
+    return tag
 
 
 def prepare_all(git: Git, patterns: list[str], last: int | None, base: str,
@@ -108,7 +123,7 @@ def cmd_radar(args: argparse.Namespace) -> int:
     try:
         from harness.drivers.torchsharp import DEFAULT_VERSION
         git = Git(Path(args.repo))
-        base_name = args.base or f"v{DEFAULT_VERSION}"
+        base_name = args.base or default_base(git, DEFAULT_VERSION)
         base = git.resolve(base_name)
         results = prepare_all(git, patterns, args.last, base, _pr_info(args.pr_info))
         if not results:

@@ -115,11 +115,11 @@ def _md_ref(r: RefResult) -> list[str]:
 
 def _md_row(r: RefResult) -> str:
     title = _short(r.title, 70).replace("|", "\\|")
-    build = _short(r.build or STATE_TEXT.get(r.state, r.state), 60).replace("|", "\\|")
+    build = _short(r.build, 60).replace("|", "\\|")
     flags = (" **fixes " + ", ".join(r.fixes_findings) + "**" if r.fixes_findings else "") + (
         " **REGRESSION**" if r.regression else "")
     return (f"| [{r.label}](#{anchor(r)}) | {title} | {r.author} | {r.date[:10]} | {class_text(r)} | "
-            f"{STATE_TEXT.get(r.state, r.state)}{flags} | {build if r.state == 'ran' else '—'} | "
+            f"{STATE_TEXT.get(r.state, r.state)}{flags} | {build if r.build else '—'} | "
             f"{_md_count(r, 'fixed')} | {_md_count(r, 'broken')} | "
             f"{_md_count(r, 'unavailable')} / {_md_count(r, 'reason_changed')} / {_md_count(r, 'other')} |")
 

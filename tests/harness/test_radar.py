@@ -178,3 +178,11 @@ def test_cli_refs_that_need_no_build_and_the_second_run(repo, tmp_path) -> None:
     md2 = (tmp_path / "two" / "radar.md").read_text()
     assert "Compared with radar run one: 0 ref(s) new or changed, 5 as before." in md2
     assert "| (none) |" in md2
+
+
+def test_default_base_is_the_tag_else_the_release_tarballs_commit(repo, tmp_path) -> None:
+    from harness.radar.main import default_base
+    assert default_base(Git(repo[0]), "0.107.0") == "v0.107.0"
+    bare = tmp_path / "bare"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    assert default_base(Git(bare), "0.107.0") == "c20b6a1c"  # TorchSharp-0.107.0-c20b6a1c.tar.gz
