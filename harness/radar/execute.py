@@ -11,6 +11,8 @@ state of the ref (harness/radar/model.py), never in an exception out of the rada
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +31,7 @@ from harness.radar import model as m
 from harness.radar.refs import Git, RefInfo
 from harness.report.model import Run
 from harness.runner import CellRunner
-from harness.torchsharp_source import PatchDoesNotApply, SourceBuildError, start_source_driver
+from harness.torchsharp_source import RECIPE, PatchDoesNotApply, SourceBuildError, start_source_driver
 
 # Files without which a tree is no TorchSharp source the managed build can use.
 REQUIRED_FILES = ("build/BranchInfo.props", "src/TorchSharp/TorchSharp.csproj")
@@ -96,6 +98,12 @@ def failed_state(exc: Exception) -> tuple[str, str]:
     return m.UNAVAILABLE, text[:3000]
 
 
+def _failure_file(base_tarball: Path, patch: Path) -> Path:
+    """Where a build failure of ``patch`` onto ``base_tarball`` is remembered (by content)."""
+    h = hashlib.sha256(RECIPE.encode() + b"\0" + base_tarball.name.encode() + b"\0" + patch.read_bytes())
+    return base_tarball.parent / "failed" / f"{h.hexdigest()}.json"
+
+
 StartSource = Callable[[Path, Sequence[Path], str, Path], tuple[str, TorchSharpSide]]
 
 
@@ -110,10 +118,18 @@ def build_and_run(r: m.RefResult, base_tarball: Path, py: PythonDriver, release:
     its cells (in ``run``)."""
     t0 = time.monotonic()
     assert r.patch is not None
+    failure = _failure_file(base_tarball, Path(r.patch))
+    if failure.exists():  # this change failed to apply or build onto this base before: not again
+        r.state, r.detail = json.loads(failure.read_text(encoding="utf-8"))
+        r.build = (r.detail.splitlines() or [r.state])[0][:300] + " (cached failure)"
+        return
     try:
         column, driver = start(base_tarball, [Path(r.patch)], r.label, out / "work")
     except (WorkerUnavailable, OSError) as exc:
         r.state, r.detail = failed_state(exc)
+        if r.state in (m.BUILD_FAILED, m.CONFLICT):  # decided by source and patch alone
+            failure.parent.mkdir(parents=True, exist_ok=True)
+            failure.write_text(json.dumps([r.state, r.detail]), encoding="utf-8")
         r.build = r.detail.splitlines()[0][:300] if r.detail else type(exc).__name__
         r.duration_s = round(time.monotonic() - t0, 1)
         return

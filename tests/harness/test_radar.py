@@ -186,3 +186,29 @@ def test_default_base_is_the_tag_else_the_release_tarballs_commit(repo, tmp_path
     bare = tmp_path / "bare"
     subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
     assert default_base(Git(bare), "0.107.0") == "c20b6a1c"  # TorchSharp-0.107.0-c20b6a1c.tar.gz
+
+
+def test_a_failed_build_is_remembered_by_content(tmp_path) -> None:
+    from harness.radar.execute import build_and_run
+    base, patch = tmp_path / "base-x.tar.gz", tmp_path / "p.patch"
+    base.write_bytes(b"base")
+    patch.write_bytes(b"--- a/x\n+++ b/x\n")
+    calls = []
+
+    def failing(source, patches, label, workdir):  # a FAKE build: what start_source_driver raises
+        calls.append(label)
+        raise SourceBuildError("TorchSharp source s does not build (in a copy at c):\n"
+                               "src/TorchSharp/A.cs(1,2): error CS1002: ; expected "
+                               "[/x/src/TorchSharp/TorchSharp.csproj]")
+
+    for _ in range(2):
+        r = _result("pr7", state="", patch=str(patch))
+        build_and_run(r, base, None, "0.107.0", [], None, None, tmp_path, "host",  # type: ignore[arg-type]
+                      start=failing)
+        assert (r.state, r.detail) == (m.BUILD_FAILED, "src/TorchSharp/A.cs(1,2): error CS1002: ; expected")
+    assert calls == ["pr7"] and r.build.endswith("(cached failure)")
+    patch.write_bytes(b"--- a/x\n+++ b/x\n@@ changed @@\n")  # another change: built again
+    again = _result("pr7", state="", patch=str(patch))
+    build_and_run(again, base, None, "0.107.0", [], None, None, tmp_path, "host",  # type: ignore[arg-type]
+                  start=failing)
+    assert calls == ["pr7", "pr7"]
