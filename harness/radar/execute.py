@@ -35,6 +35,7 @@ from harness.torchsharp_source import RECIPE, PatchDoesNotApply, SourceBuildErro
 
 # Files without which a tree is no TorchSharp source the managed build can use.
 REQUIRED_FILES = ("build/BranchInfo.props", "src/TorchSharp/TorchSharp.csproj")
+APPLIED = "Reversed (or previously applied)"
 ERROR_LINE = re.compile(r"(?:error (?:CS|MSB|NU)\d+|: error )")
 
 
@@ -61,11 +62,12 @@ def prepare(git: Git, info: RefInfo, base: str, patches_dir: Path, title: str | 
     r.binary_files = git.binary_files(r.merge_base, info.commit)
     r.state = {cls.NATIVE: m.NATIVE, cls.OTHER: m.OTHER, cls.EMPTY: m.EMPTY}.get(c.kind, "")
     if c.kind == cls.MANAGED:
-        patch = patches_dir / f"{r.merge_base[:12]}-{info.commit[:12]}.patch"
+        # only the build's inputs: a test or docs hunk that no longer applies must not stop the build
+        patch = patches_dir / f"{r.merge_base[:12]}-{info.commit[:12]}.build.patch"
         if not patch.exists():
             patches_dir.mkdir(parents=True, exist_ok=True)
             tmp = patch.with_suffix(".tmp")
-            tmp.write_bytes(git.patch(r.merge_base, info.commit))
+            tmp.write_bytes(git.patch(r.merge_base, info.commit, c.managed))
             tmp.replace(patch)
         r.patch = str(patch)
     return r
@@ -89,6 +91,10 @@ def failed_state(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, native_guard.NativeIncompatible):
         return m.GUARD_FAILED, text
     if isinstance(exc, PatchDoesNotApply):
+        files = [f for f in exc.failures if not f.startswith("rejected hunk of ")]
+        if files and all(APPLIED in f for f in files):  # e.g. a pull request squash-merged before the release
+            return m.IN_BASE, ("every hunk is already in the base release (patch: reversed or previously "
+                               "applied): " + ", ".join(sorted({f.split(": ", 1)[0] for f in files})))
         return m.CONFLICT, "; ".join(exc.failures)[:3000]
     if isinstance(exc, SourceBuildError) and " does not build " in text:
         return m.BUILD_FAILED, compiler_errors(text) or text[-3000:]
@@ -127,7 +133,7 @@ def build_and_run(r: m.RefResult, base_tarball: Path, py: PythonDriver, release:
         column, driver = start(base_tarball, [Path(r.patch)], r.label, out / "work")
     except (WorkerUnavailable, OSError) as exc:
         r.state, r.detail = failed_state(exc)
-        if r.state in (m.BUILD_FAILED, m.CONFLICT):  # decided by source and patch alone
+        if r.state in (m.BUILD_FAILED, m.CONFLICT, m.IN_BASE):  # decided by source and patch alone
             failure.parent.mkdir(parents=True, exist_ok=True)
             failure.write_text(json.dumps([r.state, r.detail]), encoding="utf-8")
         r.build = r.detail.splitlines()[0][:300] if r.detail else type(exc).__name__

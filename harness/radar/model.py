@@ -14,17 +14,18 @@ DUPLICATE = "duplicate"  # the same commit as a ref listed before it: run once
 NO_MERGE_BASE = "no-merge-base"  # no history in common with the base release
 INCOMPLETE = "incomplete"  # the clone lacks files (objects) the ref needs, or its tree lacks the build's files
 CONFLICT = "conflict"  # the change does not apply onto the base release
+IN_BASE = "in-base"  # every hunk of the change is in the base release already (merged before it)
 BUILD_FAILED = "build-failed"  # the managed build fails (compiler errors)
 GUARD_FAILED = "guard-failed"  # the build needs native entry points the released library lacks
 UNAVAILABLE = "unavailable"  # built, but its worker could not start (reason given)
-STATES = (RAN, NATIVE, OTHER, EMPTY, DUPLICATE, NO_MERGE_BASE, INCOMPLETE, CONFLICT, BUILD_FAILED, GUARD_FAILED,
-          UNAVAILABLE)
+STATES = (RAN, NATIVE, OTHER, EMPTY, DUPLICATE, NO_MERGE_BASE, INCOMPLETE, IN_BASE, CONFLICT, BUILD_FAILED,
+          GUARD_FAILED, UNAVAILABLE)
 STATE_TEXT = {
     RAN: "built and run", NATIVE: "needs a native build (not run)", OTHER: "touches neither (not built)",
     EMPTY: "empty diff", DUPLICATE: "same commit as another ref (run once)",
     NO_MERGE_BASE: "no merge base with the base release", INCOMPLETE: "checkout lacks files",
-    CONFLICT: "does not apply onto the base release", BUILD_FAILED: "build failed",
-    GUARD_FAILED: "native guard failed", UNAVAILABLE: "worker unavailable"}
+    IN_BASE: "already in the base release", CONFLICT: "does not apply onto the base release",
+    BUILD_FAILED: "build failed", GUARD_FAILED: "native guard failed", UNAVAILABLE: "worker unavailable"}
 # The kinds of cell change, against the release column (harness/diff.py's RunDiff lists).
 CHANGE_KINDS = ("fixed", "broken", "unavailable", "reason_changed", "other")
 CHANGE_TEXT = {"fixed": "fixed", "broken": "broken", "unavailable": "newly unavailable",

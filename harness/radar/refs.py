@@ -102,10 +102,11 @@ class Git:
         out = self.out("diff", "--no-renames", "--numstat", base, tip)
         return [ln.split("\t", 2)[2] for ln in out.splitlines() if ln.startswith("-\t-\t")]
 
-    def patch(self, base: str, tip: str) -> bytes:
-        """The change as a unified diff ``patch -p1`` applies (no renames, full context of 3)."""
+    def patch(self, base: str, tip: str, paths: Sequence[str] = ()) -> bytes:
+        """The change (to ``paths`` only, when given) as a unified diff ``patch -p1`` applies
+        (no renames, context of 3)."""
         argv = ["git", f"--git-dir={self.git_dir}", "diff", "--no-renames", "--no-color", "--no-ext-diff",
-                base, tip]
+                base, tip, *(["--", *paths] if paths else [])]
         proc = subprocess.run(argv, capture_output=True, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
         if proc.returncode != 0:
             raise RadarGitError(f"git diff {base} {tip} in {self.repo} failed: "
