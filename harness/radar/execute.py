@@ -14,6 +14,9 @@ import dataclasses
 import hashlib
 import json
 import re
+import subprocess
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,11 +34,10 @@ from harness.radar import model as m
 from harness.radar.refs import Git, RefInfo
 from harness.report.model import Run
 from harness.runner import CellRunner
-from harness.torchsharp_source import RECIPE, PatchDoesNotApply, SourceBuildError, start_source_driver
+from harness.torchsharp_source import RECIPE, PatchDoesNotApply, SourceBuildError, find_root, start_source_driver
 
 # Files without which a tree is no TorchSharp source the managed build can use.
 REQUIRED_FILES = ("build/BranchInfo.props", "src/TorchSharp/TorchSharp.csproj")
-APPLIED = "Reversed (or previously applied)"
 ERROR_LINE = re.compile(r"(?:error (?:CS|MSB|NU)\d+|: error )")
 
 
@@ -91,10 +93,6 @@ def failed_state(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, native_guard.NativeIncompatible):
         return m.GUARD_FAILED, text
     if isinstance(exc, PatchDoesNotApply):
-        files = [f for f in exc.failures if not f.startswith("rejected hunk of ")]
-        if files and all(APPLIED in f for f in files):  # e.g. a pull request squash-merged before the release
-            return m.IN_BASE, ("every hunk is already in the base release (patch: reversed or previously "
-                               "applied): " + ", ".join(sorted({f.split(": ", 1)[0] for f in files})))
         return m.CONFLICT, "; ".join(exc.failures)[:3000]
     if isinstance(exc, SourceBuildError) and " does not build " in text:
         return m.BUILD_FAILED, compiler_errors(text) or text[-3000:]
@@ -102,6 +100,18 @@ def failed_state(exc: Exception) -> tuple[str, str]:
                                               or "cannot read the version" in text):
         return m.INCOMPLETE, text
     return m.UNAVAILABLE, text[:3000]
+
+
+def in_base(base_tarball: Path, patch: Path) -> bool:
+    """Whether the base holds ``patch`` already: the patch reverts cleanly from it (``patch -R
+    --dry-run``, no fuzz), e.g. a pull request squash-merged before the release."""
+    with tempfile.TemporaryDirectory(prefix="radar-base-") as tmp:
+        with tarfile.open(base_tarball) as tar:
+            tar.extractall(tmp, [mem for mem in tar.getmembers() if mem.isfile() or mem.isdir()])
+        root = find_root(Path(tmp))
+        proc = subprocess.run(["patch", "-R", "-p1", "--dry-run", "--batch", "--forward", "--fuzz=0", "-d", str(root),
+                               "-i", str(patch.resolve())], capture_output=True, text=True)
+        return proc.returncode == 0
 
 
 def _failure_file(base_tarball: Path, patch: Path) -> Path:
@@ -133,6 +143,9 @@ def build_and_run(r: m.RefResult, base_tarball: Path, py: PythonDriver, release:
         column, driver = start(base_tarball, [Path(r.patch)], r.label, out / "work")
     except (WorkerUnavailable, OSError) as exc:
         r.state, r.detail = failed_state(exc)
+        if isinstance(exc, PatchDoesNotApply) and in_base(base_tarball, Path(r.patch)):
+            r.state, r.detail = m.IN_BASE, ("the base release holds every hunk of the change already (it reverts "
+                                            "cleanly: patch -R --dry-run), e.g. merged before the release")
         if r.state in (m.BUILD_FAILED, m.CONFLICT, m.IN_BASE):  # decided by source and patch alone
             failure.parent.mkdir(parents=True, exist_ok=True)
             failure.write_text(json.dumps([r.state, r.detail]), encoding="utf-8")

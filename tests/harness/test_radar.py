@@ -214,22 +214,24 @@ def test_a_failed_build_is_remembered_by_content(tmp_path) -> None:
     assert calls == ["pr7", "pr7"]
 
 
-def test_a_change_already_in_the_base_is_in_base_and_a_clash_is_a_conflict(repo, tmp_path) -> None:
-    """A pull request squash-merged before the release: patch finds each hunk applied."""
+def test_a_change_already_in_the_base_is_in_base(repo, tmp_path) -> None:
+    """A pull request squash-merged before the release: its patch reverts cleanly from the base."""
     import tarfile
+    from harness.radar.execute import in_base
     from harness.torchsharp_source import apply_patch
     from tests.harness.radar_repo import PATCH_DIR, TARBALL
     where, refs = repo
-    git = Git(where)
-    (r,) = prepare_all(git, ["refs/pull/101/head"], None, refs["base"], {})
+    (r,) = prepare_all(Git(where), ["refs/pull/101/head"], None, refs["base"], {})
     tree = tmp_path / "src"
     with tarfile.open(TARBALL) as tar:
         tar.extractall(tree)
-    apply_patch(tree, PATCH_DIR / "radam-lr-applied-twice.patch")  # the base already holds the fix
+    with tarfile.open(tmp_path / "release.tar.gz", "w:gz") as tar:
+        tar.add(tree, "TorchSharp")
+    assert not in_base(tmp_path / "release.tar.gz", Path(r.patch or ""))
+    apply_patch(tree, PATCH_DIR / "radam-lr-applied-twice.patch")  # a base that holds the fix
+    with tarfile.open(tmp_path / "fixed.tar.gz", "w:gz") as tar:
+        tar.add(tree, "TorchSharp")
+    assert in_base(tmp_path / "fixed.tar.gz", Path(r.patch or ""))
     with pytest.raises(PatchDoesNotApply) as exc:
         apply_patch(tree, Path(r.patch or ""))
-    assert failed_state(exc.value) == (m.IN_BASE, "every hunk is already in the base release (patch: reversed or "
-                                                  "previously applied): src/TorchSharp/Optimizers/RAdam.cs")
-    clash = PatchDoesNotApply(Path("p"), ["a.cs: Reversed (or previously applied) patch detected!  Skipping patch.",
-                                          "b.cs: Hunk #1 FAILED at 3."], "")
-    assert failed_state(clash)[0] == m.CONFLICT
+    assert failed_state(exc.value)[0] == m.CONFLICT  # build_and_run then asks in_base
