@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r = sub.add_parser("radar", help="build and run TorchSharp's pending changes (pull requests, branches) as "
                                      "columns beside the release; report what each fixes or breaks")
     r.add_argument("--repo", required=True, help="a git clone of TorchSharp (a work tree or a bare mirror; only read)")
-    r.add_argument("--refs", nargs="+", metavar="PATTERN", help="fnmatch patterns over full ref names "
+    r.add_argument("--refs", nargs="+", action="extend", metavar="PATTERN", help="fnmatch patterns over full ref names "
                    "(default: refs/pull/*/head); e.g. 'refs/pull/*/head' 'refs/heads/main'")
     r.add_argument("--last", type=int, metavar="N", help="only the N newest refs (by their tip's commit date)")
     r.add_argument("--base", help="the base release: a tag, branch or commit (default: the tag v<default TorchSharp "

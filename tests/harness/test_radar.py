@@ -235,3 +235,11 @@ def test_a_change_already_in_the_base_is_in_base(repo, tmp_path) -> None:
     with pytest.raises(PatchDoesNotApply) as exc:
         apply_patch(tree, Path(r.patch or ""))
     assert failed_state(exc.value)[0] == m.CONFLICT  # build_and_run then asks in_base
+
+
+def test_refs_patterns_add_up() -> None:
+    from harness.cli import build_parser
+    args = build_parser().parse_args(["radar", "--repo", "x", "--refs", "refs/pull/*/head", "--refs", "refs/heads/main",
+                                      "refs/heads/dev"])
+    assert args.refs == ["refs/pull/*/head", "refs/heads/main", "refs/heads/dev"]
+    assert build_parser().parse_args(["radar", "--repo", "x"]).refs is None  # main.DEFAULT_PATTERNS then
