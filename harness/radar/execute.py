@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import subprocess
 import tarfile
@@ -68,7 +69,7 @@ def prepare(git: Git, info: RefInfo, base: str, patches_dir: Path, title: str | 
         patch = patches_dir / f"{r.merge_base[:12]}-{info.commit[:12]}.build.patch"
         if not patch.exists():
             patches_dir.mkdir(parents=True, exist_ok=True)
-            tmp = patch.with_suffix(".tmp")
+            tmp = patch.with_suffix(f".{os.getpid()}.tmp")  # two radars (test workers) may write it at once
             tmp.write_bytes(git.patch(r.merge_base, info.commit, c.managed))
             tmp.replace(patch)
         r.patch = str(patch)

@@ -10,6 +10,7 @@ change made since its merge base).
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -133,7 +134,7 @@ class Git:
     def archive(self, commit: str, dest: Path) -> Path:
         """``commit``'s tree as a .tar.gz at ``dest`` (written beside, then renamed)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".tmp")
+        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
         self.out("archive", "--format=tar.gz", "--prefix=TorchSharp/", f"--output={tmp}", commit)
         tmp.replace(dest)
         return dest
