@@ -3,7 +3,7 @@
 # (the python3 first on PATH may be another one, without PyTorch):
 #   ./harness.sh matrix [run options]   set up, then run the matrix -> reports/<run>/
 #   ./harness.sh test   [pytest args]   set up, then run the test suite (tox)
-#   ./harness.sh run|diff|cases|checks|finding|build-worker ... [args]
+#   ./harness.sh run|diff|radar|cases|checks|finding|build-worker ... [args]
 #                                       set up, then `python3 -m harness <subcommand>`
 # --help / -h anywhere prints the help without setting anything up.
 set -euo pipefail

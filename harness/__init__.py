@@ -18,6 +18,7 @@ Layout (one concern a module):
   expectations.py  expected failures as data; outcomes.py: cell outcomes as plain data
   session.py       starts the implementations; matrix_run.py: the `run` command
   console.py       what a run prints; report/: renderers over plain outcome data
+  radar/           the upgrade radar: TorchSharp's pull requests built onto the release and run beside it
   cli.py           `python3 -m harness ...` (light: --help needs nothing installed)
   pytest_plugin.py the same cells as pytest tests
 """

@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_readme_parser(sub)  # `readme-matrix MATRIX.json`: harness/report/readme.py
     from harness.findings_index import add_parser as add_findings_readme_parser  # light: no PyTorch
     add_findings_readme_parser(sub)  # `findings-readme [--check]`: harness/findings_index.py
+    from harness.radar.main import add_parser as add_radar_parser  # light: imports no driver
+    add_radar_parser(sub)  # `radar --repo PATH`: harness/radar/
     return p
 
 
