@@ -41,7 +41,7 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, dict]:
     out = tmp_path / "reports"
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--out", str(out), "--run-id", "r",
                            "--device", "cpu", "--pytorch", "host", "--torchsharp", "default", "--driver", "csharp",
-                           *args],
+                           *(() if "--route" in args else ("--route", "dat")), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     report = out / "r" / "matrix.json"
     assert report.exists(), proc.stdout + proc.stderr
