@@ -50,6 +50,8 @@ public static class Program
         ["tensor-load-int-max-elements"] = ("static Tensor.Load refuses more than int.MaxValue elements", TensorLoadIntMaxElements.Run),
         ["module-save-load-non-contiguous"] = ("Module.save/load throw on a non-contiguous state tensor", ModuleSaveLoadNonContiguous.Run),
         ["bf16-avx512-conv"] = ("bfloat16 convolution is wrong on AVX-512 CPUs (oneDNN)", Bf16Avx512Conv.Run),
+        ["torchvision-resnext101-depth"] = ("TorchVision's resnext101 models have ResNet50's depth", TorchVisionZoo.Resnext101Depth),
+        ["torchvision-mobilenet-classifier-first"] = ("TorchVision's mobilenets list the classifier's parameters first", TorchVisionZoo.MobilenetClassifierFirst),
         ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
         ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),
     };

@@ -104,7 +104,8 @@ def kinds_of(case: Case) -> set[str]:
     if isinstance(case, OptimizerCase):
         return {"optimizer"}
     assert isinstance(case, ModelCase)
-    return {"model", "views"} if case.views else {"model"}
+    kinds = {"model", "views"} if case.views else {"model"}
+    return kinds | ({"zoo"} if case.model.get("type") == "TorchVision" else set())  # the model zoo (harness/zoo.py)
 
 
 def fail_if(problems: list[str], what: str, details: dict[str, Any]) -> None:

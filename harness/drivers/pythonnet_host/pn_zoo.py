@@ -47,7 +47,8 @@ def zoo_maker(net: Net) -> Callable[[Req], Any]:
             return models.mobilenet_v2(classes, 1.0, None, 8, None, None, float(req.number("dropout", 0.2)))
         if arch in ("mobilenet_v3_small", "mobilenet_v3_large"):
             if classes != 1000 or abs(float(req.number("dropout", 0.2)) - 0.2) > 1e-12:
-                raise Declined(f"TorchVision's {arch}() takes no arguments: it builds num_classes=1000, dropout=0.2 only")
+                raise Declined(f"TorchVision's {arch}() takes no arguments: "
+                               "it builds num_classes=1000, dropout=0.2 only")
             return getattr(models, arch)()
         raise Declined(f"TorchVision has no model {arch!r}")
     return make

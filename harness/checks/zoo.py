@@ -1,0 +1,141 @@
+"""The model zoo's own checks (cases/zoo/, harness/zoo.py); every other model and optimizer
+check runs on zoo cases too (py2ts, ts2py, functional, continue_*, ...).
+
+``zoo_structure``     Both libraries build the model fresh: the state dicts must list the same
+                      names in the same order, with the same shapes and dtypes, and the same
+                      entries as parameters (the rest are buffers, num_batches_tracked included).
+``zoo_outputs_ts2py`` TorchSharp's own trained state loaded by PyTorch: eval outputs agree with
+                      each other and with the float64 reference (``functional`` is the other way).
+``zoo_train_forward`` PyTorch's trained state loaded into TorchSharp; one train-mode forward on
+                      both sides (and the float64 reference): outputs and the updated BatchNorm
+                      running statistics agree, num_batches_tracked exactly.
+
+Every output comparison of a zoo cell requires an output scale of at least
+``harness.zoo.MIN_OUTPUT_SCALE``: below it the cell is an error (it would check nothing).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from harness import bounds, torch_build
+from harness import codec as trusted_codec  # snapshots of both sides' state
+from harness.cases import ModelCase
+from harness.checks.common import forward_input, py_to_ts, ts_makes_state
+from harness.checks.outputs import compare_outputs
+from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if
+from harness.digest import TensorDigest
+from harness.zoo import require_scale
+
+
+def structure_differences(py: Mapping[str, TensorDigest], ts: Mapping[str, TensorDigest],
+                          py_params: Sequence[str], ts_params: Sequence[str]) -> list[str]:
+    """Each difference between two libraries' fresh state dicts, named exactly."""
+    problems = [f"only PyTorch has {n} {py[n].dtype}{list(py[n].shape)}" for n in py if n not in ts]
+    problems += [f"only TorchSharp has {n} {ts[n].dtype}{list(ts[n].shape)}" for n in ts if n not in py]
+    for name in (n for n in py if n in ts):
+        a, b = py[name], ts[name]
+        if a.shape != b.shape:
+            problems.append(f"{name}: shape {list(a.shape)} in PyTorch, {list(b.shape)} in TorchSharp")
+        if a.dtype != b.dtype:
+            problems.append(f"{name}: dtype {a.dtype} in PyTorch, {b.dtype} in TorchSharp")
+        if (name in py_params) != (name in ts_params):
+            kinds = ["a parameter" if name in p else "a buffer" for p in (py_params, ts_params)]
+            problems.append(f"{name}: {kinds[0]} in PyTorch, {kinds[1]} in TorchSharp")
+    # TorchSharp's state_dict lists every parameter before every buffer (any model, a known
+    # fact: checks/state.py), so the order is compared among parameters and among buffers.
+    split = (("parameters", [n for n in py if n in py_params], [n for n in ts if n in ts_params]),
+             ("buffers", [n for n in py if n not in py_params], [n for n in ts if n not in ts_params]))
+    for kind, in_py, in_ts in split:
+        common_py = [n for n in in_py if n in in_ts]
+        common_ts = [n for n in in_ts if n in in_py]
+        if common_py != common_ts:
+            at = next(i for i, (x, y) in enumerate(zip(common_py, common_ts)) if x != y)
+            problems.append(f"order of {kind}: entry {at} is {common_py[at]} in PyTorch, {common_ts[at]} in TorchSharp")
+    return problems
+
+
+@check("zoo_structure", {"zoo"})
+def zoo_structure(ctx: Context) -> None:
+    """torchvision's and TorchVision's fresh state dicts: same names, order, shapes, dtypes, parameters."""
+    case, device = ctx.cell.case, ctx.cell.device
+    ctx.py.build(case, device)
+    ctx.ts.build(case, device)
+    py, ts = ctx.py.digest().module, ctx.ts.digest().module
+    py_params, ts_params = ctx.py.parameter_names(), ctx.ts.parameter_names()
+    ctx.details.update(pytorch_entries=len(py), torchsharp_entries=len(ts), pytorch_parameters=len(py_params),
+                       torchsharp_parameters=len(ts_params), same_order_overall=list(py) == list(ts))
+    fail_if(structure_differences(py, ts, py_params, ts_params),
+            "TorchVision builds other state than torchvision", ctx.details)
+
+
+@check("zoo_outputs_ts2py", {"zoo"})
+def zoo_outputs_ts2py(ctx: Context) -> None:
+    """TorchSharp's own trained state loaded by PyTorch: eval outputs agree (and with the float64 reference)."""
+    case = ctx.cell.case
+    assert isinstance(case, ModelCase)
+    ts_makes_state(ctx, case.train_steps)
+    ctx.py.build(case, ctx.cell.device)
+    try:
+        ctx.py.load_module(ctx.file("ts_module"))
+    except RuntimeError as exc:
+        raise CheckFailed(f"PyTorch's load_state_dict refused TorchSharp's state: {exc}", ctx.details) from exc
+    x = forward_input(case)
+    compare_outputs(ctx, ctx.py.forward(x), ctx.ts.forward(x), x, "PyTorch", "TorchSharp")
+
+
+def _train_reference(case: ModelCase, state: Mapping[str, torch.Tensor],
+                     x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The float64 model holding ``state``: one train-mode forward on ``x`` (no gradients),
+    its output and the state after (running statistics updated)."""
+    model = torch_build.build_case_model(case, "cpu").to(torch.float64)
+    model.load_state_dict({k: v.to(torch.float64) if v.is_floating_point() else v for k, v in state.items()})
+    model.train()
+    with torch.no_grad():
+        out = model(x.to(torch.float64))
+    result: torch.Tensor = out[0] if isinstance(out, tuple) else out
+    return result, {k: v.detach() for k, v in model.state_dict().items()}
+
+
+@check("zoo_train_forward", {"zoo"})
+def zoo_train_forward(ctx: Context) -> None:
+    """One train-mode forward from PyTorch's state loaded into TorchSharp: outputs and running statistics agree."""
+    case = ctx.cell.case
+    assert isinstance(case, ModelCase)
+    if str(case.model.get("arch", "")).startswith("mobilenet_v3"):
+        raise CheckSkipped("TorchVision's mobilenet_v3 constructors take no dropout (Dropout(0.2) in its "
+                           "classifier): a train-mode forward draws different masks on the two sides")
+    py_to_ts(ctx, compare=False)
+    ctx.py.snapshot(ctx.d / "start_state.dat", None)
+    x = forward_input(case)
+    ref_out, ref_state = _train_reference(case, trusted_codec.read_state_dict(ctx.d / "start_state.dat"), x)
+    require_scale(ref_out, ctx.details)
+    problem = bounds.compare_outputs(ctx.py.train_forward(x), ctx.ts.train_forward(x), ref_out,
+                                     "PyTorch", "TorchSharp", ctx.details)
+    if problem:
+        raise CheckFailed(f"train-mode output: {problem}", ctx.details)
+    ctx.py.snapshot(ctx.d / "py_after.dat", None)
+    ctx.ts.snapshot(ctx.d / "ts_after.dat", None)
+    py_after = trusted_codec.read_state_dict(ctx.d / "py_after.dat")
+    ts_after = trusted_codec.read_state_dict(ctx.d / "ts_after.dat")
+    problems: list[str] = []
+    stats: dict[str, Any] = {}
+    for name, ref in ref_state.items():
+        if not name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            continue
+        if name not in ts_after or name not in py_after:
+            side = "PyTorch" if name not in py_after else "TorchSharp"
+            problems.append(f"{name}: missing after the forward ({side})")
+        elif not ref.is_floating_point():
+            got = {"PyTorch": int(py_after[name]), "TorchSharp": int(ts_after[name]), "reference": int(ref)}
+            if len(set(got.values())) != 1:
+                problems.append(f"{name}: {got}")
+        else:
+            stats[name] = {}
+            why = bounds.compare_outputs(py_after[name], ts_after[name], ref, "PyTorch", "TorchSharp", stats[name])
+            if why:
+                problems.append(f"{name}: {why}")
+    ctx.details["running_statistics"] = len(stats)
+    fail_if(problems, "running statistics after one train-mode forward", ctx.details)
