@@ -4,9 +4,9 @@ order. Add a check: write it in its family's module (or a new module imported he
 """
 from harness.checks.registry import REGISTRY, Check, CheckFailed, CheckSkipped, Context, check, kinds_of
 
-from harness.checks import state, outputs, loading, contract, continued, tensor_file, zoo  # noqa: E402,I001,E501
+from harness.checks import state, outputs, loading, contract, continued, tensor_file, zoo, zoo_docs  # noqa: E402,I001,E501
 
 CHECKS: tuple[str, ...] = tuple(REGISTRY)
 
 __all__ = ["CHECKS", "REGISTRY", "Check", "CheckFailed", "CheckSkipped", "Context", "check", "kinds_of",
-           "state", "outputs", "loading", "contract", "continued", "tensor_file", "zoo"]
+           "state", "outputs", "loading", "contract", "continued", "tensor_file", "zoo", "zoo_docs"]

@@ -104,8 +104,9 @@ def kinds_of(case: Case) -> set[str]:
     if isinstance(case, OptimizerCase):
         return {"optimizer"}
     assert isinstance(case, ModelCase)
-    kinds = {"model", "views"} if case.views else {"model"}
-    return kinds | ({"zoo"} if case.model.get("type") == "TorchVision" else set())  # the model zoo (harness/zoo.py)
+    if case.model.get("type") == "TorchVision":  # the model zoo: its checks and those it reuses (checks/zoo.py)
+        return {"zoo"}
+    return {"model", "views"} if case.views else {"model"}
 
 
 def fail_if(problems: list[str], what: str, details: dict[str, Any]) -> None:

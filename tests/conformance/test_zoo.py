@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.cases import load_catalogue
-from harness.checks.zoo import structure_differences
+from harness.checks.zoo import structure_differences, train_mode_problem
 from harness.digest import TensorDigest
 from harness.plan import Cell, make_cells
 from harness.pytest_plugin import assert_outcome
@@ -16,7 +16,8 @@ from harness.runner import CellRunner
 from harness.zoo import MIN_OUTPUT_SCALE, DegenerateState, ZooError, check_spec, require_scale, zoo_selection
 
 MODELS = ("zoo_resnet18", "zoo_mobilenet_v2", "zoo_alexnet")
-CHECKS = ("zoo_structure", "py2ts", "ts2py", "functional", "zoo_outputs_ts2py", "zoo_train_forward")
+CHECKS = ("zoo_structure", "py2ts", "ts2py", "functional", "zoo_outputs_ts2py", "zoo_train_forward",
+          "zoo_weights_file")
 
 
 def _cells() -> list[Cell]:
@@ -28,9 +29,9 @@ def _cells() -> list[Cell]:
                               ["continue_py2ts"], ["cpu"])
 
 
-@pytest.mark.parametrize("cell", _cells(), ids=lambda c: c.id)
-def test_zoo_cell(cell: Cell, cell_runner: CellRunner) -> None:
-    assert_outcome(cell_runner.run(cell))
+@pytest.mark.parametrize("zoo_cell", _cells(), ids=lambda c: c.id)
+def test_zoo_cell(zoo_cell: Cell, cell_runner: CellRunner) -> None:
+    assert_outcome(cell_runner.run(zoo_cell))
 
 
 def _d(shape: tuple[int, ...], dtype: str = "float32") -> TensorDigest:
@@ -40,7 +41,7 @@ def _d(shape: tuple[int, ...], dtype: str = "float32") -> TensorDigest:
 def test_structure_differences_names_each_one() -> None:
     py = {"a.weight": _d((2, 3)), "a.bias": _d((2,)), "bn.running_mean": _d((2,)),
           "bn.num_batches_tracked": _d((), "int64"), "fc.weight": _d((4, 2))}
-    ts = {"a.weight": _d((2, 3)), "a.bias": _d((3,)), "bn.running_mean": _d((2,)),
+    ts = {"a.bias": _d((3,)), "a.weight": _d((2, 3)), "bn.running_mean": _d((2,)),
           "bn.num_batches_tracked": _d((), "int32"), "aux.weight": _d((1,))}
     got = structure_differences(py, ts, ["a.weight", "a.bias", "fc.weight"],
                                 ["a.bias", "a.weight", "bn.running_mean", "aux.weight"])
@@ -49,6 +50,17 @@ def test_structure_differences_names_each_one() -> None:
                    "bn.running_mean: a buffer in PyTorch, a parameter in TorchSharp",
                    "bn.num_batches_tracked: dtype int64 in PyTorch, int32 in TorchSharp",
                    "order of parameters: entry 0 is a.weight in PyTorch, a.bias in TorchSharp"]
+
+
+def test_train_mode_bound_follows_pytorchs_distance() -> None:
+    ref = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    py = torch.tensor([1.0 + 1e-5, -2.0])
+    details: dict[str, object] = {}
+    assert train_mode_problem(py, torch.tensor([1.0, -2.0 + 3e-5]), ref, "out", details) is None
+    why = train_mode_problem(py, torch.tensor([1.0, -2.1]), ref, "out", details)
+    assert why is not None and why.startswith("out: TorchSharp is wrong: 0.1 from the float64 reference")
+    why = train_mode_problem(torch.tensor([1.0, -2.1]), torch.tensor([1.0, -2.0]), ref, "out", details)
+    assert why is not None and why.startswith("out: PyTorch is wrong")
 
 
 def test_structure_ignores_torchsharps_parameters_before_buffers() -> None:
