@@ -120,12 +120,14 @@ TRAIN_MODE_LIMIT = 1e-3
 
 
 def train_mode_problem(py: torch.Tensor, ts: torch.Tensor, ref: torch.Tensor, what: str,
-                       details: dict[str, Any]) -> str | None:
-    """None when both sides' train-mode values are close enough to the float64 reference."""
+                       details: dict[str, Any], scale_floor: float = 0.0) -> str | None:
+    """None when both sides' train-mode values are close enough to the float64 reference.
+    ``scale_floor``: the magnitude the values are computed from when larger than their own (a
+    running mean near 0 is a mean of activations of spread sqrt(running_var))."""
     if py.shape != ts.shape or py.shape != ref.shape:
         return f"{what}: shapes PyTorch {list(py.shape)}, TorchSharp {list(ts.shape)}, reference {list(ref.shape)}"
     r = ref.to(torch.float64)
-    scale = max(float(r.abs().max()) if r.numel() else 0.0, 1e-30)
+    scale = max(float(r.abs().max()) if r.numel() else 0.0, scale_floor, 1e-30)
     d_py = float((py.to(torch.float64) - r).abs().max()) if r.numel() else 0.0
     d_ts = float((ts.to(torch.float64) - r).abs().max()) if r.numel() else 0.0
     floor = bounds.SCALE_EPS * bounds.eps_of(py.dtype) * scale
@@ -174,7 +176,9 @@ def zoo_train_forward(ctx: Context) -> None:
             if len(set(got.values())) != 1:
                 problems.append(f"{name}: {got}")
         else:
-            why = train_mode_problem(py_after[name], ts_after[name], ref, name, stats)
+            var = ref_state.get(name[:-len("mean")] + "var") if name.endswith("running_mean") else None
+            floor = float(var.abs().max().sqrt()) if var is not None and var.numel() else 0.0
+            why = train_mode_problem(py_after[name], ts_after[name], ref, name, stats, floor)
             if why:
                 problems.append(why)
     ctx.details["running_statistics"] = len(stats)

@@ -61,6 +61,9 @@ def test_train_mode_bound_follows_pytorchs_distance() -> None:
     assert why is not None and why.startswith("out: TorchSharp is wrong: 0.1 from the float64 reference")
     why = train_mode_problem(torch.tensor([1.0, -2.1]), torch.tensor([1.0, -2.0]), ref, "out", details)
     assert why is not None and why.startswith("out: PyTorch is wrong")
+    near_zero = torch.tensor([1e-9], dtype=torch.float64)  # a running mean of activations of spread 1
+    assert train_mode_problem(torch.tensor([3e-9]), torch.tensor([4e-9]), near_zero, "m", details) is not None
+    assert train_mode_problem(torch.tensor([3e-9]), torch.tensor([4e-9]), near_zero, "m", details, 1.0) is None
 
 
 def test_structure_ignores_torchsharps_parameters_before_buffers() -> None:
