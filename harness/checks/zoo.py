@@ -29,7 +29,9 @@ from harness.cases import ModelCase
 from harness.checks.common import forward_input, py_to_ts, ts_makes_state
 from harness.checks.outputs import compare_outputs
 from harness.checks.registry import REGISTRY, CheckFailed, CheckSkipped, Context, check, fail_if
+from harness.codecs import CodecFailure
 from harness.digest import TensorDigest
+from harness.drivers.pytorch_worker import PyTorchUnavailable
 from harness.zoo import require_scale
 
 
@@ -91,6 +93,8 @@ def zoo_outputs_ts2py(ctx: Context) -> None:
     try:
         ctx.py.load_module(ctx.file("ts_module"))
     except RuntimeError as exc:
+        if isinstance(exc, (CodecFailure, PyTorchUnavailable)):  # the codec's or the harness's failure
+            raise
         raise CheckFailed(f"PyTorch's load_state_dict refused TorchSharp's state: {exc}", ctx.details) from exc
     x = forward_input(case)
     compare_outputs(ctx, ctx.py.forward(x), ctx.ts.forward(x), x, "PyTorch", "TorchSharp")
