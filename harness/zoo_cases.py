@@ -17,7 +17,8 @@ from harness.zoo import ARCHS, FULL_FEATURE, ZOO_FEATURE, build_torchvision
 
 ZOO_DIR = CASES_DIR / "zoo"
 DEFAULT = ("resnet18", "mobilenet_v3_small", "googlenet", "vgg11_bn")
-WITH_OPTIMIZERS_BY_DEFAULT = ("resnet18", "mobilenet_v3_small")
+# the default matrix's optimizer cases: one of each optimizer (cost: benchmarks/README.md)
+OPTIMIZERS_BY_DEFAULT = (("resnet18", "SGD"), ("mobilenet_v3_small", "AdamW"))
 # Input size: the smallest that keeps every stage non-empty in train mode (inception_v3's
 # AuxLogits needs its 17x17 map, hence 299); vgg's state (~530 MB) does not shrink with it.
 _SIDE = {"inception_v3": 299, "alexnet": 64}
@@ -58,7 +59,7 @@ def optimizer_case(arch: str, kind: str) -> dict[str, Any]:
         opt = {"type": "SGD", "defaults": {"lr": 0.01, "momentum": 0.9}, "groups": [group]}
     else:
         opt = {"type": "AdamW", "defaults": {"lr": 0.001, "weight_decay": 0.01}, "groups": [group]}
-    default = arch in WITH_OPTIMIZERS_BY_DEFAULT
+    default = (arch, kind) in OPTIMIZERS_BY_DEFAULT
     return {"name": f"zoo_{arch}_{kind.lower()}", "description": f"{kind} over every parameter of the zoo's {arch}",
             "model": f"zoo_{arch}", "optimizer": opt, "steps": 2,
             "features": [ZOO_FEATURE, f"zoo-{arch}", "zoo-optimizer"] + ([] if default else [FULL_FEATURE])}
