@@ -220,12 +220,13 @@ def _read_json(path: Path) -> Mapping[str, Any]:
 
 def load_catalogue(root: Path = CASES_DIR) -> Catalogue:
     cat = Catalogue()
-    for path in [*sorted((root / "models").glob("*.json")), *sorted((root / "generated").glob("*.json"))]:
+    for path in [*sorted((root / "models").glob("*.json")), *sorted((root / "generated").glob("*.json")),
+                 *sorted((root / "zoo" / "models").glob("*.json"))]:  # the model zoo: harness/zoo.py
         case = parse_model_case(_read_json(path), str(path))
         if case.name in cat.models:
             raise CaseError(f"{path}: duplicate model case name {case.name!r}")
         cat.models[case.name] = case
-    for path in sorted((root / "optimizers").glob("*.json")):
+    for path in [*sorted((root / "optimizers").glob("*.json")), *sorted((root / "zoo" / "optimizers").glob("*.json"))]:
         ocase = parse_optimizer_case(_read_json(path), cat.models, str(path))
         if ocase.name in cat.optimizers or ocase.name in cat.models:
             raise CaseError(f"{path}: duplicate case name {ocase.name!r}")

@@ -117,6 +117,10 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
                    "each kind, on every check and axis available, no large tensors "
                    "(QUICK_CASES in harness/matrix_run.py)")
+    r.add_argument("--zoo", choices=("default", "full", "none"), default="default",
+                   help="the model zoo (torchvision / TorchVision models, cases/zoo/): its representative subset "
+                        "(default), every model both libraries build (full: vgg's ~530 MB each included), or none; "
+                        "cases named with --case always run")
     r.add_argument("--out", default=str(REPORTS_DIR))
     r.add_argument("--cases", default=str(CASES_DIR))
     r.add_argument("--run-id")

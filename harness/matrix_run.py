@@ -34,6 +34,7 @@ from harness.agreement import cross_check
 from harness.drivers.pythonnet import start_pythonnet
 from harness.session import close_all, start_pytorch, start_torchsharp
 from harness.torchsharp_source import source_columns
+from harness.zoo import zoo_selection
 
 # --quick: the core cases, one of each kind, every check and axis that is available, no
 # large tensors: first contact in under a minute.
@@ -178,6 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.check = args.check or list(CHECKS)
     cases = load_catalogue(Path(args.cases)).select(args.case or (list(QUICK_CASES) if args.quick else None),
                                                     args.feature)
+    cases = zoo_selection(cases, getattr(args, "zoo", "default"), named=bool(args.case))  # --zoo (harness/zoo.py)
     if not cases:
         print("no case matches the selection", file=sys.stderr)
         return 2

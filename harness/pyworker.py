@@ -70,6 +70,10 @@ class Server:
             d.train(int(r["steps"]), int(r["seed"]), list(r["input_shape"]), r.get("input"))
         elif op == "forward":
             write_scratch_tensor(r["output"], d.forward(read_scratch_tensor(r["input"])))
+        elif op == "train_forward":  # the model zoo's train-mode check
+            write_scratch_tensor(r["output"], d.train_forward(read_scratch_tensor(r["input"])))
+        elif op == "parameters":
+            return {"names": d.parameter_names()}
         elif op == "digest":
             dg = d.digest()
             return {"module": module_digest_to_json(dg.module),

@@ -178,6 +178,14 @@ MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
 }
 
 
+def _torchvision(spec: Mapping[str, Any]) -> nn.Module:
+    from harness.zoo import build_torchvision  # the model zoo: torchvision builds it
+    return build_torchvision(spec)
+
+
+MODULES["TorchVision"] = _torchvision
+
+
 def build_module(spec: Mapping[str, Any]) -> nn.Module:
     kind = spec.get("type")
     if kind not in MODULES:
@@ -335,7 +343,8 @@ def train_model(model: nn.Module, input_shape: Sequence[int], steps: int, seed: 
     dtype = params[0].dtype
     for _ in range(steps):
         x = make_input(input_shape, gen, dtype, input_spec)
-        loss = model(x).square().mean()
+        out = model(x)  # torchvision's googlenet / inception_v3 train: (logits, aux, ...)
+        loss = (out[0] if isinstance(out, tuple) else out).square().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -56,6 +56,8 @@ public static class Program
         ["pybridge-load-py-ignores-layout"] = ("PyBridge's load_py writes through the file's shape/offset, reading the storage from its start", PyBridgeLoadPyIgnoresLayout.Run),
         ["pybridge-save-py-view-offset"] = ("PyBridge's save_py writes a view with a storage offset that torch.load cannot rebuild", PyBridgeSavePyViewOffset.Run),
 #endif
+        ["torchvision-resnext101-depth"] = ("TorchVision's resnext101 models have ResNet50's depth", TorchVisionZoo.Resnext101Depth),
+        ["torchvision-mobilenet-classifier-first"] = ("TorchVision's mobilenets list the classifier's parameters first", TorchVisionZoo.MobilenetClassifierFirst),
         ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
         ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),
     };

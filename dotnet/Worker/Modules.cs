@@ -28,6 +28,7 @@ public static class ModuleBuilder
         // A custom module whose fields are the named children, in declaration order (like the
         // docs' LeNet1 with one field "layers"); forward runs them in order.
         ["Module"] = f => { f.Only("children"); return new SpecContainer("Module", Children(f)); },
+        ["TorchVision"] = Zoo.Build,  // the model zoo: TorchSharp's TorchVision builds it (Zoo.cs)
         ["ModuleList"] = f =>
         {
             f.Only("children");

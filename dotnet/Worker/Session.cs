@@ -33,6 +33,7 @@ public sealed class Session
         ["tensor_roundtrip"] = (_, r) => TensorRoundtrip(r),
         ["jit_run"] = (_, r) => JitRun(r),
         ["digest"] = (s, _) => s.Digest(),
+        ["parameters"] = (s, _) => new JsonObject { ["names"] = Strings(s.Model.named_parameters().Select(p => p.name)) },
         ["shutdown"] = (_, _) => [],
     };
 

@@ -18,10 +18,11 @@ from harness import bounds, reference
 from harness import codec as trusted_codec  # snapshots of PyTorch's state for the reference
 from harness.cases import ModelCase
 from harness.checks.common import blame_road, forward_input, make_python_state, py_to_ts, road_changed
-from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if
+from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if, kinds_of
 from harness.compare import compare_modules
 from harness.digest import TensorDigest
 from harness.drivers.base import Digest
+from harness.zoo import require_scale
 
 
 def reference_output(ctx: Context, x: torch.Tensor) -> torch.Tensor:
@@ -34,8 +35,11 @@ def reference_output(ctx: Context, x: torch.Tensor) -> torch.Tensor:
 def compare_outputs(ctx: Context, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, a_name: str, b_name: str,
                     changed: list[str] | None = None) -> None:
     """``changed``: where the road changed the state ``b``'s side received (the reason then
-    names the road first)."""
-    problem = bounds.compare_outputs(a, b, reference_output(ctx, x), a_name, b_name, ctx.details)
+    names the road first). A zoo cell on degenerate outputs is an error (harness/zoo.py)."""
+    ref = reference_output(ctx, x)
+    if "zoo" in kinds_of(ctx.cell.case):
+        require_scale(ref, ctx.details)
+    problem = bounds.compare_outputs(a, b, ref, a_name, b_name, ctx.details)
     if problem:
         raise CheckFailed(blame_road(ctx, changed or [], b_name, problem), ctx.details)
 

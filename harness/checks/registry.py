@@ -119,6 +119,8 @@ def kinds_of(case: Case) -> set[str]:
     if isinstance(case, OptimizerCase):
         return {"optimizer"}
     assert isinstance(case, ModelCase)
+    if case.model.get("type") == "TorchVision":  # the model zoo: its checks and those it reuses (checks/zoo.py)
+        return {"zoo"}
     return {"model", "views"} if case.views else {"model"}
 
 

@@ -114,6 +114,15 @@ class Driver(ABC):
         writer (TorchSharp: its own save; PyTorch: the harness's codec), for value-level
         comparison (ULP) by the semantic checks."""
 
+    def train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output for ``x`` in train mode without gradients (BatchNorm running
+        statistics update): the zoo's train-mode check (harness/checks/zoo.py)."""
+        raise NotImplementedError(f"{type(self).__name__} has no train-mode forward")
+
+    def parameter_names(self) -> list[str]:
+        """The names of the model's parameters, in its own order (the rest of its state is buffers)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list parameters")
+
     def close(self) -> None:
         """Release the implementation (stop a worker process)."""
 

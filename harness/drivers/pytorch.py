@@ -132,6 +132,17 @@ class PyTorchDriver(PythonDriver):
         result: torch.Tensor = out[0] if isinstance(out, tuple) else out
         return result
 
+    def train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        model = self._model()
+        model.train()
+        with torch.no_grad():
+            out = model(x)
+        result: torch.Tensor = out[0] if isinstance(out, tuple) else out
+        return result
+
+    def parameter_names(self) -> list[str]:
+        return [name for name, _ in self._model().named_parameters()]
+
     def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:
         self.form().write_tensor(tensor, path)
 

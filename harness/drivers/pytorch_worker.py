@@ -111,6 +111,14 @@ class PyTorchWorkerDriver(PythonDriver):
             "forward", input=self._p(p["input"]), output=self._p(p["output"])))
         return out["output"]
 
+    def train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, out = self.scratch.exchange({"input": x}, ["output"], lambda p: self._call(
+            "train_forward", input=self._p(p["input"]), output=self._p(p["output"])))
+        return out["output"]
+
+    def parameter_names(self) -> list[str]:
+        return [str(n) for n in self._call("parameters")["names"]]
+
     def digest(self) -> Digest:
         r = self._call("digest")
         return Digest(module_digest_from_json(r["module"]),

@@ -198,6 +198,14 @@ class TorchSharpDriver(TorchSharpSide):
             "forward", input=str(p["input"]), output=str(p["output"]), train=False))
         return out["output"]
 
+    def train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, out = self.scratch.exchange({"input": x}, ["output"], lambda p: self.call(
+            "forward", input=str(p["input"]), output=str(p["output"]), train=True))
+        return out["output"]
+
+    def parameter_names(self) -> list[str]:
+        return [str(n) for n in self.call("parameters")["names"]]
+
     def jit_run(self, path: Path, x: torch.Tensor,
                 resave: Path | None = None) -> tuple[dict[str, TensorDigest], torch.Tensor]:
         r, out = self.scratch.exchange({"input": x}, ["output"], lambda p: self.call(

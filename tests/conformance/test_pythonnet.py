@@ -54,7 +54,7 @@ TORCHSHARP_TRAINS = {"ts2py", "continue_ts2py", "contract_usable", "contract_dam
 
 def _core_cases() -> list[Any]:
     cases: list[Any] = [CAT.models[n] for n in (*CORE_MODELS, *MORE_MODELS)]
-    cases += [c for c in CAT.optimizers.values()]
+    cases += [c for c in CAT.optimizers.values() if "zoo" not in c.features]  # the zoo: test_zoo.py
     cases += [c for c in CAT.tensors.values() if "large" not in c.features]
     return cases
 

@@ -9,9 +9,11 @@ from typing import Any
 
 if __package__:  # imported as harness.drivers.pythonnet_host.* (the tests)
     from .pn_common import BadRequest, Net, Req, lacks
+    from .pn_zoo import zoo_maker
 else:  # run as a script inside the host: its siblings are beside it
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from pn_common import BadRequest, Net, Req, lacks  # type: ignore[no-redef,import]
+    from pn_zoo import zoo_maker  # type: ignore[no-redef,import]
 
 
 # --- modules ---------------------------------------------------------------------------------
@@ -29,6 +31,7 @@ class ModuleFactory:
             "Conv3d": self.conv3d, "BatchNorm3d": self.batchnorm3d, "PReLU": self.prelu, "GELU": self.gelu,
             "ConvTranspose2d": self.convtranspose2d, "LayerNorm": self.layernorm, "GroupNorm": self.groupnorm,
             "InstanceNorm2d": self.instancenorm2d,
+            "TorchVision": zoo_maker(net),  # the model zoo (pn_zoo.py)
         }
 
     def is_stand_in(self, module: Any) -> bool:

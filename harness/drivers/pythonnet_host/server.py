@@ -61,6 +61,7 @@ class Session:
             "save_optimizer": self.save_optimizer, "step": self.step, "train": self.train,
             "forward": self.forward, "tensor_roundtrip": self.tensor_roundtrip, "jit_run": self.jit_run,
             "digest": self.digest, "shutdown": lambda _: {},
+            "parameters": lambda _: {"names": [str(p.Item1) for p in self._model().named_parameters()]},
         }
 
     # --- helpers ---
