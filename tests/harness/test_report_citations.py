@@ -28,6 +28,8 @@ from harness.drivers.pytorch_worker import PYTORCH26_ROOT
 
 ROOT = Path(__file__).resolve().parents[2]
 TARBALL = ROOT / "third_party" / "torchsharp" / "TorchSharp-0.107.0-c20b6a1c.tar.gz"
+# TorchSharp's TorchVision at the same release commit (src/TorchVision: the model zoo's findings)
+TORCHVISION_TARBALL = ROOT / "third_party" / "torchsharp" / "TorchVision-0.107.0-c20b6a1c.tar.gz"
 # TorchSharp.PyBridge 1.4.4's source (the route's TorchSharp half): its files are cited as
 # TorchSharp.PyBridge/File.cs or by a name no TorchSharp file has
 PYBRIDGE_TARBALL = ROOT / "third_party" / "pybridge" / "TorchSharp.PyBridge-1.4.4-059476b.tar.gz"
@@ -36,6 +38,7 @@ EXPECTED = ROOT / "cases" / "expected_failures"
 
 NN, OPT = "src/TorchSharp/NN/", "src/TorchSharp/Optimizers/"
 PYB = "TorchSharp.PyBridge/"
+TV = "src/TorchVision/models/"
 TEN, NAT = "src/TorchSharp/Tensor/", "src/Native/LibTorchSharp/"
 CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     (OPT + "Adadelta.cs", 126, 165): ("public override Tensor step(Func<Tensor> closure", "}, closure);"),
@@ -138,7 +141,24 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
                                                     "tensor.WriteBytesToStream(writer.BaseStream);"),
     (TEN + "TensorExtensionMethods.cs", 449, 482): ("public static void Load(this Tensor tensor, System.IO.",
                                                     "ReadBytesFromStream"),
+    # TorchSharp's TorchVision at the release commit (third_party/torchsharp/TorchVision-...)
+    (TV + "MobileNetV2.cs", 106, 106): ("private readonly nn.Module<Tensor, Tensor> classifier;",),
+    (TV + "MobileNetV2.cs", 107, 107): ("private readonly nn.Module<Tensor, Tensor> features;",),
+    (TV + "MobileNetV2.cs", 106, 107): ("private readonly nn.Module<Tensor, Tensor> classifier;", "features;"),
+    (TV + "MobileNetV3.cs", 168, 170): ("private readonly nn.Module<Tensor, Tensor> avgpool;", "classifier;", "features;"),
+    (TV + "ResNet.cs", 381, 381): ("public static Modules.ResNet resnext101_32x8d(",),
+    (TV + "ResNet.cs", 390, 390): ("return Modules.ResNet.ResNet50(num_classes,",),
+    (TV + "ResNet.cs", 434, 434): ("public static Modules.ResNet resnext101_64x4d(",),
+    (TV + "ResNet.cs", 443, 443): ("return Modules.ResNet.ResNet50(num_classes,",),
+    (TV + "ResNet.cs", 675, 675): ("Bottleneck.expansion, new int[] { 3, 4, 6, 3 },",),
+    (TV + "ResNet.cs", 687, 687): ("public static ResNet ResNet101(",),
+    (TV + "ResNet.cs", 701, 701): ("Bottleneck.expansion, new int[] { 3, 4, 23, 3 },",),
+    (NN + "Module.cs", 1097, 1120): ("protected virtual void RegisterComponents()",),
     # TorchSharp.PyBridge 1.4.4 (third_party/pybridge/)
+    (PYB + "PyTorchUnpickler.cs", 110, 125): ("static torch.ScalarType GetScalarTypeFromStorageName(string storage) {",
+                                              "_ => throw new NotImplementedException()"),
+    (PYB + "PyTorchUnpickler.cs", 124, 124): ("_ => throw new NotImplementedException()",),
+    (PYB + "PyTorchUnpickler.cs", 167, 171): ("StorageOffset = (int)args[1],", "Select(i => (long)(int)i)"),
     ("TorchSharp.PyBridge/PyTorchPickler.cs", 23, 23): ("PickleStateDict(File.OpenWrite(file), source);",),
     ("TorchSharp.PyBridge/Safetensors.cs", 50, 50): ("using var stream = File.OpenWrite(path);",),
     (PYB + "PyBridgeModuleExtensions.cs", 16, 16): ("using var stream = System.IO.File.Create(location);",),
@@ -172,7 +192,7 @@ TOKEN = re.compile(rf"{FILE}`?(?::(?P<colon>\d+(?:-\d+)?))?|\blines?\s+{NUMS}")
 def _tarball() -> dict[str, list[str]]:
     """Path (below the tarball's root) -> its lines."""
     out: dict[str, list[str]] = {}
-    for tarball in (TARBALL, PYBRIDGE_TARBALL):
+    for tarball in (TARBALL, TORCHVISION_TARBALL, PYBRIDGE_TARBALL):
         with tarfile.open(tarball) as tar:
             for m in tar.getmembers():
                 f = tar.extractfile(m) if m.isfile() and m.name.endswith((".cs", ".cpp", ".h")) else None
