@@ -145,7 +145,8 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     (TV + "MobileNetV2.cs", 106, 106): ("private readonly nn.Module<Tensor, Tensor> classifier;",),
     (TV + "MobileNetV2.cs", 107, 107): ("private readonly nn.Module<Tensor, Tensor> features;",),
     (TV + "MobileNetV2.cs", 106, 107): ("private readonly nn.Module<Tensor, Tensor> classifier;", "features;"),
-    (TV + "MobileNetV3.cs", 168, 170): ("private readonly nn.Module<Tensor, Tensor> avgpool;", "classifier;", "features;"),
+    (TV + "MobileNetV3.cs", 168, 170):
+        ("private readonly nn.Module<Tensor, Tensor> avgpool;", "classifier;", "features;"),
     (TV + "ResNet.cs", 381, 381): ("public static Modules.ResNet resnext101_32x8d(",),
     (TV + "ResNet.cs", 390, 390): ("return Modules.ResNet.ResNet50(num_classes,",),
     (TV + "ResNet.cs", 434, 434): ("public static Modules.ResNet resnext101_64x4d(",),
