@@ -94,6 +94,8 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--large-routes", action="append", choices=ROUTE_NAMES, metavar="ROUTE",
                    help="the routes the large-tensor cells (past 2 GiB, up to a minute each) run on; default: dat "
                         "(the other routes' large cells cost ten minutes more: give them here to run them)")
+    r.add_argument("--zoo-routes", action="append", choices=ROUTE_NAMES, metavar="ROUTE",
+                   help="the routes the model zoo's cells run on; default: dat (every route with --zoo full)")
     r.add_argument("--case", action="append", help="only these case names")
     r.add_argument("--feature", action="append", help="only cases tagged with one of these features")
     r.add_argument("--check", action="append", help="only these checks (python3 -m harness checks lists them)")

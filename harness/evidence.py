@@ -97,7 +97,8 @@ def write_repro(folder: Path, cell: Cell, result: CellResult, repro: ReproSpec |
     q = shlex.quote
     codec_arg = f'"$here"/{q(codec)}' if codec.startswith("codec/") else q(codec)
     env = "".join(f" --torchsharp-env {q(f'{k}={v}')}" for k, v in repro.torchsharp_env)
-    large = f" --large-routes {cell.route}" if "large" in case.features else ""
+    large = (f" --large-routes {cell.route}" if "large" in case.features else "") + (
+        f" --zoo-routes {cell.route}" if "zoo" in case.features else "")
     version, _, driver = cell.torchsharp.partition("@")  # "0.107.0@pythonnet": the second driver
     version, plus, _ = version.partition("+")  # "0.107.0+fix": a build from source
     source = ""

@@ -72,7 +72,7 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
             provenance[f"PyTorch {label}"] = f"unavailable: {py}"
         version = py.capabilities.version if isinstance(py, PythonDriver) else label
         for cell in make_cells(cases, version, list(ts), codec_name, args.check, args.device, args.route,
-                               args.large_routes):
+                               args.large_routes, args.zoo_routes):
             if not args.k or args.k in cell.id:
                 plan.append((runner, cell))
     for v, drv in ts.items():
@@ -196,8 +196,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     args.route = args.route or list(ROUTES)
     args.large_routes = args.large_routes or ["dat"]
+    # the zoo's cells cost seconds each: on the dat road by default, every road with --zoo full
+    args.zoo_routes = args.zoo_routes or (list(ROUTES) if getattr(args, "zoo", "default") == "full" else ["dat"])
     n_cells = len(make_cells(cases, "any", args.torchsharp, "any", args.check, args.device,
-                             args.route, args.large_routes)) * len(args.pytorch)
+                             args.route, args.large_routes, args.zoo_routes)) * len(args.pytorch)
     jobs = args.jobs if args.jobs is not None else memory.auto_jobs(n_cells)
     if jobs > 1 and not args.shard:
         # the room for large-tensor cells, measured once here, before any job holds memory; how

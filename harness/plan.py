@@ -40,21 +40,24 @@ def checks_for(case: Case) -> tuple[str, ...]:
 
 def make_cells(cases: Iterable[Case], pytorch: str, torchsharp: Iterable[str], codec: str,
                checks: Iterable[str] | None = None, devices: Iterable[str] = DEVICES,
-               routes: Sequence[str] = ("dat",), large_routes: Sequence[str] | None = None) -> list[Cell]:
+               routes: Sequence[str] = ("dat",), large_routes: Sequence[str] | None = None,
+               zoo_routes: Sequence[str] | None = None) -> list[Cell]:
     """Every cell of ``cases`` x their checks x ``routes`` x TorchSharp versions x devices;
-    the cells of ``large`` cases (tensors past 2 GiB, a minute each) only on ``large_routes``
-    (default: every route of the plan)."""
+    the cells of ``large`` cases (tensors past 2 GiB, a minute each) only on ``large_routes``,
+    those of ``zoo`` cases (torchvision models, seconds to a minute each) only on ``zoo_routes``
+    (default for both: every route of the plan)."""
     wanted = set(REGISTRY if checks is None else checks)
     versions, devs = list(torchsharp), list(devices)
-    big = [r for r in routes if large_routes is None or r in large_routes]
+    limits = {"large": large_routes, "zoo": zoo_routes}
     return [Cell(case, check, pytorch, ts, device, codec, route)
             for case in cases for check in checks_for(case) if check in wanted
-            for route in _routes_of(check, "large" in case.features, routes, big)
+            for route in _routes_of(check, case.features, routes, limits)
             for ts in versions for device in devs]
 
 
-def _routes_of(check: str, large: bool, routes: Sequence[str], big: Sequence[str]) -> Sequence[str]:
-    on = big if large else routes
+def _routes_of(check: str, features: Iterable[str], routes: Sequence[str],
+               limits: dict[str, Sequence[str] | None]) -> Sequence[str]:
+    on = [r for r in routes if all(lim is None or r in lim for f, lim in limits.items() if f in features)]
     return on[:1] if REGISTRY[check].route_independent else on
 
 
