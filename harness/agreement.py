@@ -29,13 +29,15 @@ def cross_check(cells: list[CellResult]) -> int:
             continue
         if c.details.get("nondeterministic") or twin.details.get("nondeterministic"):
             continue  # listed as showing in some processes only: two processes may well differ
-        if _raw(c) != _raw(twin):
+        mine, theirs = _raw(c), _raw(twin)
+        if mine != theirs:
             disagreements += 1
             c.details["drivers_disagree"] = {"csharp": {"outcome": twin.outcome, "reason": twin.reason},
                                              "pythonnet": {"outcome": c.outcome, "reason": c.reason}}
             c.details["harness_error"] = True
-            c.outcome = "error"
-            c.reason = (f"harness error: the TorchSharp drivers disagree: C# worker {_raw(twin)} "
-                        f"({' '.join(twin.reason.split())[:300] or 'no reason'}); pythonnet {_raw(c)} "
+            # (both raw verdicts taken before the cell becomes an error, so the reason names pythonnet's own)
+            c.reason = (f"harness error: the TorchSharp drivers disagree: C# worker {theirs} "
+                        f"({' '.join(twin.reason.split())[:300] or 'no reason'}); pythonnet {mine} "
                         f"({' '.join(c.reason.split())[:300] or 'no reason'})")
+            c.outcome = "error"
     return disagreements
