@@ -125,16 +125,16 @@ class PyTorchDriver(PythonDriver):
         torch_build.train_model(self._model(), input_shape, steps, seed, self.optimizer, input_spec=input_spec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        model = self._model()
-        model.eval()
-        with torch.no_grad():
-            out = model(x)
-        result: torch.Tensor = out[0] if isinstance(out, tuple) else out
-        return result
+        return self._run(x, train=False)
 
     def train_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, train=True)
+
+    def _run(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """The model's output for ``x`` in train or eval mode, without gradients (a model returning
+        a tuple, e.g. googlenet with aux logits: its first element)."""
         model = self._model()
-        model.train()
+        model.train(train)
         with torch.no_grad():
             out = model(x)
         result: torch.Tensor = out[0] if isinstance(out, tuple) else out
