@@ -61,8 +61,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "OUTPUT_ULP: dict[torch.dtype, float] = {torch.float64: 256, torch.float32: 1024,", BOUNDS_T,
        "float32 outputs 300 ULP apart pass"),
     _m("bounds.either-bound-fails", "harness/bounds.py",
-       "    if not bitwise and (ulp > ulp_bound or not same_nonfinite) and (abs_diff > scale_bound or not same_nonfinite):",  # noqa: E501 (the exact source line)
-       "    if not bitwise and (ulp > ulp_bound or not same_nonfinite) or (abs_diff > scale_bound or not same_nonfinite):",  # noqa: E501 (the exact source line)
+       "    if not bitwise and (ulp > ulp_bound or not same_nonfinite) and (abs_diff > scale_bound or not same_nonfinite):",  # noqa: E501 (an exact line)
+       "    if not bitwise and (ulp > ulp_bound or not same_nonfinite) or (abs_diff > scale_bound or not same_nonfinite):",  # noqa: E501 (an exact line)
        BOUNDS_T, "rounding near zero (many ULP, nothing against the scale) fails"),
     # --- harness/ulp.py ---
     _m("ulp.negatives-unordered", "harness/ulp.py",
@@ -95,8 +95,8 @@ MUTANTS: tuple[Mutant, ...] = (
        '    s["eta"] = lr / ((1 + lambd * lr * s["step"]) ** float(group["alpha"]))',
        '    s["eta"] = lr / (1 + lambd * lr * s["step"])', REF_T),
     _m("reference.rprop-etas-swapped", "harness/reference.py",
-       '    factor = torch.where(sign > 0, float(group["etaplus"]), torch.where(sign < 0, float(group["etaminus"]), 1.0))',  # noqa: E501 (the exact source line)
-       '    factor = torch.where(sign > 0, float(group["etaminus"]), torch.where(sign < 0, float(group["etaplus"]), 1.0))',  # noqa: E501 (the exact source line)
+       '    factor = torch.where(sign > 0, float(group["etaplus"]), torch.where(sign < 0, float(group["etaminus"]), 1.0))',  # noqa: E501 (an exact line)
+       '    factor = torch.where(sign > 0, float(group["etaminus"]), torch.where(sign < 0, float(group["etaplus"]), 1.0))',  # noqa: E501 (an exact line)
        REF_T),
     _m("reference.rmsprop-centered-ignored", "harness/reference.py",
        '        avg = (s["square_avg"] - s["grad_avg"] * s["grad_avg"]).sqrt() + float(group["eps"])',
@@ -183,7 +183,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "        return all((c in have) for c in self.when)", EXPECT_T,
        "an entry for machines without a feature never holds"),
     _m("expectations.driver-suffix-kept", "harness/expectations.py",
-       '    return "::".join(p.split("+", 1)[0].split("@", 1)[0] if p.startswith("ts") else p for p in cell_id.split("::"))',  # noqa: E501 (the exact source line)
+       '    return "::".join(p.split("+", 1)[0].split("@", 1)[0] if p.startswith("ts") else p for p in cell_id.split("::"))',  # noqa: E501 (an exact line)
        '    return "::".join(p.split("+", 1)[0] if p.startswith("ts") else p for p in cell_id.split("::"))',
        EXPECT_T, "a pythonnet cell is not matched by its version's entries"),
     # --- harness/agreement.py: the two TorchSharp drivers must agree ---
@@ -258,7 +258,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "    if aliasing or warned:",
        "    if warned:", CONTRACT_T, "tensors over read-only bytes pass when PyTorch did not warn"),
     _m("contract.warning-unheard", "harness/codec_contract.py",
-       "    warned = next((str(w.message).splitlines()[0] for w in caught if NOT_WRITABLE.search(str(w.message))), None)",  # noqa: E501 (the exact source line)
+       "    warned = next((str(w.message).splitlines()[0] for w in caught if NOT_WRITABLE.search(str(w.message))), None)",  # noqa: E501 (an exact line)
        "    warned = None", CONTRACT_T, "a loader PyTorch warned about passes when its bytes were not read()"),
     _m("contract.shared-memory-unchecked", "harness/codec_contract.py",
        "        if s1 < e0:",

@@ -172,6 +172,20 @@ def test_overlong_uleb(raw: bytes) -> None:
     _raises(E.OverlongUlebError, codec.read_state_dict, io.BytesIO(data), field="tensor 'k' dtype code", offset=3)
 
 
+def test_non_canonical_dim_is_refused_on_every_read_path(tmp_path) -> None:
+    # 2 written as b"\x82\x00": a buffered file's one-look parse of the common entry must refuse
+    # it exactly as the general path does (a path, an open file, a BytesIO)
+    data = uleb(1) + dotnet_str("k") + uleb(6) + uleb(1) + b"\x82\x00" + b"\x00" * 8
+    path = tmp_path / "sd.dat"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        for source in (path, f, io.BytesIO(data)):
+            _raises(E.OverlongUlebError, codec.read_state_dict, source, field="tensor 'k' dim[0]", offset=5)
+    canonical = data.replace(b"\x82\x00", b"\x02")
+    path.write_bytes(canonical)
+    assert codec.read_state_dict(path)["k"].shape == (2,)
+
+
 def test_largest_uleb_is_accepted() -> None:
     # 2**64-1 as a dim of an empty tensor: a canonical 10-byte uleb is fine (then too big for a dim)
     data = record(6, (0, 2 ** 64 - 1), b"")

@@ -75,3 +75,49 @@ def test_distance_is_measured_against_the_output_scale():
     tiny = out.clone()
     tiny[1] = 3e-6  # thousands of ULP near zero, nothing against a scale of 1000
     assert bounds.compare_outputs(out, tiny, ref, "A", "B", {}) is None
+
+
+EPS32 = 2.0 ** -23
+
+
+def test_the_between_sides_bound_is_8_eps_of_the_output_scale():
+    # float32, scale 1.0; one element near zero, where a few eps of the scale are thousands of ULP
+    ref = torch.tensor([1.0, 1e-3], dtype=torch.float64)
+    a = ref.to(torch.float32)
+    details: dict = {}
+    b = a.clone()
+    b[1] += 4 * EPS32  # 4 eps of the scale: rounding
+    assert bounds.compare_outputs(a, b, ref, "A", "B", details) is None
+    assert details["tolerance_abs"] == 8 * EPS32 and details["output_scale"] == 1.0
+    b = a.clone()
+    b[1] += 20 * EPS32  # 20 eps: both sides within the reference's 64 eps, but not of each other
+    reason = bounds.compare_outputs(a, b, ref, "A", "B", {})
+    assert reason is not None and reason.startswith("outputs for the same input differ by ")
+    assert "against an output scale of 1 (bound 9.54e-07)" in reason
+    assert "is wrong" not in reason
+
+
+def test_the_reference_bound_of_float32_is_64_eps_of_the_scale():
+    ref = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    near = ref.to(torch.float32)
+    near[1] += 60 * EPS32  # both sides equally off: only the reference can tell
+    assert bounds.compare_outputs(near, near.clone(), ref, "PyTorch", "TorchSharp", {}) is None
+    far = ref.to(torch.float32)
+    far[1] += 100 * EPS32
+    details: dict = {}
+    reason = bounds.compare_outputs(far, far.clone(), ref, "PyTorch", "TorchSharp", details)
+    assert reason is not None and reason.startswith("PyTorch is wrong: 1.19e-05 from the float64 reference "
+                                                    "(bound 7.63e-06 = 64 eps of float32 x output scale 1; ")
+    assert details["reference"]["TorchSharp"] == {"max_abs": 100 * EPS32, "bound": 64 * EPS32,
+                                                  "nonfinite_mismatch": 0, "within": False}
+
+
+def test_float32_outputs_may_differ_by_256_ulp_not_more():
+    a = torch.tensor([1.0, 0.25], dtype=torch.float32)  # no reference: the scale is a's largest, 1.0
+    for ulps, ok in ((200, True), (256, True), (300, False)):
+        b = a.clone()
+        b[0] = 1.0 + ulps * EPS32  # at 1.0 a float32 ULP is one eps: also ulps eps of the scale
+        reason = bounds.compare_outputs(a, b, None, "A", "B", {})
+        assert (reason is None) == ok, (ulps, reason)
+    assert reason == ("outputs for the same input differ by 300 ULP of float32 (bound 256) and by 3.58e-05 "
+                      "against an output scale of 1 (bound 9.54e-07)")

@@ -1,10 +1,12 @@
 """The digest's promise: equal digests mean equal bytes, so every bit that differs shows."""
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 
-from harness.digest import TensorDigest, tensor_bytes
+from harness.digest import TensorDigest, f64_hex, tensor_bytes
 
 
 def _from_bits(bits: list[int], dtype: torch.dtype, int_dtype: torch.dtype) -> torch.Tensor:
@@ -46,3 +48,14 @@ def test_same_bytes_other_shape_or_dtype_differ():
     assert TensorDigest.of(t) != TensorDigest.of(t.view(2, 3))
     assert TensorDigest.of(t) != TensorDigest.of(t.view(torch.float32))
     assert TensorDigest.of(t.view(2, 3).t()) == TensorDigest.of(t.view(2, 3).t().contiguous())
+
+
+def test_a_quantized_tensor_is_digested_as_its_integer_values():
+    q = torch.quantize_per_tensor(torch.tensor([-3.0, 0.0, 5.0]), 1.0, 0, torch.qint8)
+    d = TensorDigest.of(q)
+    assert (d.dtype, d.shape) == ("qint8", (3,))
+    assert d.sha256 == hashlib.sha256(bytes([0xFD, 0x00, 0x05])).hexdigest()  # int8 -3, 0, 5
+
+
+def test_option_bits_are_big_endian_hex_as_the_protocol_carries_them():
+    assert [f64_hex(v) for v in (1.0, -0.0, 0.1)] == ["3ff0000000000000", "8000000000000000", "3fb999999999999a"]

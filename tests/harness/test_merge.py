@@ -97,6 +97,17 @@ def test_a_cell_in_two_shards_is_refused(tmp_path):
         merge_runs(paths)
 
 
+def test_shards_that_lost_a_cell_are_refused(tmp_path):
+    cells = _cells({"lenet1", "adam_two_groups", "two_linear"})
+    paths = _shards(tmp_path, 2, cells=cells)
+    data = json.loads(paths[1].read_text())
+    data["cells"].pop()
+    data["provenance"]["plan_index"] = ",".join(data["provenance"]["plan_index"].split(",")[:-1])
+    paths[1].write_text(json.dumps(data))
+    with pytest.raises(MergeError, match=rf"^the shards hold {len(cells) - 1} cells, the plan {len(cells)}$"):
+        merge_runs(paths)
+
+
 def test_a_report_that_is_no_shard_is_refused(tmp_path):
     run = Run(run_id="plain", started="2026-12-02T10:00:00+00:00", provenance={"commit": "abc"})
     write_reports(run, tmp_path / "plain")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.expectations import ExpectedFailureError, ExpectedFailures
+from harness.expectations import ExpectedFailureError, ExpectedFailures, base_cell_id
 from harness.outcomes import CellResult
 from harness.report import Run, json_report, markdown
 from harness.report.model import ReportSchemaError
@@ -103,6 +103,16 @@ def test_a_build_label_matches_by_the_version_it_was_built_from(tmp_path):
     c = _cell("pass")
     c.id = "foo::py2ts::pt1::ts2+radam-fix::cpu::ours"
     assert ExpectedFailures.load(tmp_path).apply(c).outcome == "xpass"
+
+
+def test_a_pythonnet_cell_matches_the_entries_of_its_version(tmp_path):
+    _write(tmp_path, '[[xfail]]\ncells = ["foo::*::ts2::*"]\nexpect = "known bug"\nreason = "r"\n')
+    assert base_cell_id("foo::py2ts::pt1::ts2@pythonnet::cpu::ours") == "foo::py2ts::pt1::ts2::cpu::ours"
+    assert base_cell_id("foo::py2ts::pt1::ts2+fix@pythonnet::cpu::ours") == "foo::py2ts::pt1::ts2::cpu::ours"
+    c = _cell("fail")
+    c.id, c.torchsharp = "foo::py2ts::pt1::ts2@pythonnet::cpu::ours", "2@pythonnet"
+    r = ExpectedFailures.load(tmp_path).apply(c)
+    assert (r.outcome, r.details["raw_outcome"]) == ("xfail", "fail")
 
 
 def _run() -> Run:

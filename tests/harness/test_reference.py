@@ -6,11 +6,14 @@ same algorithm, and must disagree where PyTorch 1.13 is known to be wrong (NAdam
 """
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from harness import reference, torch_build
 from harness.cases import load_catalogue
+from harness.codec.optim_layouts import OptimizerRecord
 from harness.codec.optim_torch import optimizer_record_from_torch
 
 OPTIONS = {
@@ -99,3 +102,30 @@ def test_reference_forward_is_the_model_in_float64(name):
     with torch.no_grad():
         own = model(x).double()
     assert torch.allclose(out, own, rtol=1e-4, atol=1e-5)
+
+
+def test_reference_nadam_is_the_documented_algorithm_by_hand():
+    """NAdam as torch.optim.NAdam's documentation (2.x) writes it, with the products of mu taken
+    whole (not the reference's running ``mu_product``), for one scalar parameter, three steps."""
+    b1, b2, lr, eps, psi = 0.9, 0.999, 0.01, 1e-8, 0.004
+    group = {"initial_lr": lr, "lr": lr, "beta1": b1, "beta2": b2, "eps": eps, "weight_decay": 0.0,
+             "momentum_decay": psi}
+    zero = torch.zeros(1, dtype=torch.float64)
+    record = OptimizerRecord("NAdam", [group], [{"step": 0, "mu_product": 1.0, "exp_avg": zero, "exp_avg_sq": zero}])
+    state = reference.start_state({"w": torch.tensor([1.0], dtype=torch.float64)}, record, [["w"]])
+    grads = [0.5, -0.25, 0.125]
+    reference.optimizer_steps("NAdam", state, [{"w": torch.tensor([g], dtype=torch.float64)} for g in grads])
+
+    def mu(t: int) -> float:
+        return b1 * (1 - 0.5 * 0.96 ** (t * psi))
+
+    p, m, v = 1.0, 0.0, 0.0
+    for t, g in enumerate(grads, 1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        m_hat = (mu(t + 1) * m / (1 - math.prod(mu(i) for i in range(1, t + 2)))
+                 + (1 - mu(t)) * g / (1 - math.prod(mu(i) for i in range(1, t + 1))))
+        p -= lr * m_hat / (math.sqrt(v / (1 - b2 ** t)) + eps)
+    assert abs(float(state.params["w"]) - p) < 1e-15
+    assert abs(p - 0.99082600781647) < 1e-13
+    assert state.states[0]["step"] == 3
+    assert abs(state.states[0]["mu_product"] - math.prod(mu(i) for i in (1, 2, 3))) < 1e-16

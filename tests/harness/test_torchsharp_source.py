@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import struct
 import subprocess
 import tarfile
 from pathlib import Path
@@ -184,6 +185,31 @@ def test_elf_reader_refuses_what_it_cannot_read(tmp_path):
     f.write_bytes(b"\x7fELF\x02\x01" + bytes(10))
     with pytest.raises(native_guard.NativeGuardError, match="malformed"):
         native_guard.elf_exports(f)
+
+
+def _elf_with_dynsym(symbols: list[tuple[str, int, int]]) -> bytes:
+    """A minimal 64-bit little-endian ELF file: section headers for null, .dynstr and .dynsym
+    holding ``symbols`` as (name, binding, section index) after the null symbol."""
+    strtab = b"\0" + b"".join(name.encode() + b"\0" for name, _, _ in symbols)
+    syms, pos = [bytes(24)], 1
+    for name, binding, shndx in symbols:
+        syms.append(struct.pack("<IBBHQQ", pos, (binding << 4) | 2, 0, shndx, 0x1000, 0))
+        pos += len(name) + 1
+    dynsym = b"".join(syms)
+    str_off, sym_off = 64, 64 + len(strtab)
+    shoff = sym_off + len(dynsym)
+    sections = [bytes(64), struct.pack("<IIQQQQIIQQ", 0, 3, 0, 0, str_off, len(strtab), 0, 0, 1, 0),
+                struct.pack("<IIQQQQIIQQ", 0, 11, 0, 0, sym_off, len(dynsym), 1, 1, 8, 24)]
+    header = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01", 3, 62, 1, 0, 0, shoff, 0, 64, 0, 0, 64,
+                         len(sections), 0)
+    return header + strtab + dynsym + b"".join(sections)
+
+
+def test_elf_reader_takes_defined_global_and_weak_symbols_only(tmp_path):
+    lib = tmp_path / "libX.so"
+    lib.write_bytes(_elf_with_dynsym([("THSTensor_new", 1, 9), ("weak_one", 2, 9), ("local_one", 0, 9),
+                                      ("imported_one", 1, 0)]))  # binding 1 global, 2 weak, 0 local; index 0: undefined
+    assert native_guard.elf_exports(lib) == frozenset({"THSTensor_new", "weak_one"})
 
 
 @pytest.mark.skipif(shutil.which("nm") is None, reason="binutils' nm is not installed")
