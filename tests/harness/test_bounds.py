@@ -93,8 +93,27 @@ def test_the_between_sides_bound_is_8_eps_of_the_output_scale():
     b[1] += 20 * EPS32  # 20 eps: both sides within the reference's 64 eps, but not of each other
     reason = bounds.compare_outputs(a, b, ref, "A", "B", {})
     assert reason is not None and reason.startswith("outputs for the same input differ by ")
-    assert "against an output scale of 1 (bound 9.54e-07)" in reason
+    assert "against an output scale of 1 (bound 9.54e-07: 8 eps of the scale)" in reason
     assert "is wrong" not in reason
+
+
+def test_the_between_sides_bound_grows_with_the_closer_sides_rounding_noise():
+    # mobilenet_v3_small's shape of numbers (zoo, 2026-12-05): outputs of ~1.36e-3 computed from
+    # O(1) activations; each side within 64 eps of the scale of the reference, PyTorch 1.40e-9
+    # from it, TorchSharp 7.6e-10, the two 1.40e-9 apart: over 8 eps of the scale (1.29e-9)
+    ref = torch.tensor([1.36e-3, 2e-4, -5e-4], dtype=torch.float64)
+    py = (ref + torch.tensor([0, 1.40e-9, 0], dtype=torch.float64)).to(torch.float32)
+    ts = (ref + torch.tensor([0, 0, 7.6e-10], dtype=torch.float64)).to(torch.float32)
+    details: dict = {}
+    assert bounds.compare_outputs(py, ts, ref, "PyTorch", "TorchSharp", details) is None
+    noise = details["rounding_noise"]
+    assert 6e-10 < noise < 9e-10 and details["tolerance_abs"] == 4 * noise
+    assert details["tolerance_abs"] > 8 * EPS32 * details["output_scale"]
+    # the same closer side, the other one 5x farther out than the noise allows: they disagree
+    far = (ref + torch.tensor([0, 5e-9, 0], dtype=torch.float64)).to(torch.float32)
+    reason = bounds.compare_outputs(far, ts, ref, "PyTorch", "TorchSharp", {})
+    assert reason is not None and reason.startswith("outputs for the same input differ by ")
+    assert "x the closer side's" in reason and "is wrong" not in reason
 
 
 def test_the_reference_bound_of_float32_is_64_eps_of_the_scale():
@@ -120,4 +139,4 @@ def test_float32_outputs_may_differ_by_256_ulp_not_more():
         reason = bounds.compare_outputs(a, b, None, "A", "B", {})
         assert (reason is None) == ok, (ulps, reason)
     assert reason == ("outputs for the same input differ by 300 ULP of float32 (bound 256) and by 3.58e-05 "
-                      "against an output scale of 1 (bound 9.54e-07)")
+                      "against an output scale of 1 (bound 9.54e-07: 8 eps of the scale)")

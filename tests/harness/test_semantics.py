@@ -98,3 +98,39 @@ def test_a_step_count_the_reference_does_not_have_is_a_mismatch():
     d = semantics.reference_distance({"w": w.float()}, _record(0, w.float()), _reference(w, step=3))
     assert d.mismatches == ["state[0].step is 0, the reference 3"] and not d.ok
     assert d.summary() == "0 eps of scale at module['w']; state[0].step is 0, the reference 3"
+
+
+def test_an_element_near_zero_is_measured_at_the_tensors_scale():
+    # an update carries one element of a tensor of size ~0.5 close to zero: the two sides' float32
+    # roundings of the numbers it came from are then thousands of its own ULPs apart
+    a = torch.tensor([0.5, -0.25, 3e-7], dtype=torch.float32)
+    b = a.clone()
+    b[2] = 3e-7 + 4 * EPS32 * 0.5  # 4 eps of the tensor's scale: thousands of ULP at 3e-7
+    v = semantics.Verdict(16.0)
+    v.tensor("module['w']", a, b)
+    assert v.ulps["module['w']"] > 1000 and v.problems == []
+    assert v.scaled == {"module['w']": pytest.approx(4.0, rel=1e-3)}
+    assert v.details()["within_at_scale_eps"] == v.scaled
+    # 9 eps of the scale: more than the tolerance allows at the scale (16 x 0.5 x eps x 0.5, 8 eps of it)
+    b[2] = 3e-7 + 9 * EPS32 * 0.5
+    v = semantics.Verdict(16.0)
+    v.tensor("module['w']", a, b)
+    assert len(v.problems) == 1 and v.problems[0].startswith("module['w']: ") and v.scaled == {}
+
+
+def test_the_scale_never_loosens_the_largest_element():
+    # at the tensor's largest value the ULP rule alone decides: 17 ULP of 1.0 fail at tolerance 16
+    a = torch.tensor([1.0, 1e-3], dtype=torch.float32)
+    b = a.clone()
+    b[0] = 1.0 + 17 * EPS32
+    v = semantics.Verdict(16.0)
+    v.tensor("module['w']", a, b)
+    assert v.problems == ["module['w']: 17 ULP apart (tolerance 16)"]
+
+
+def test_a_nan_is_never_near_at_scale():
+    a = torch.tensor([1.0, float("nan")], dtype=torch.float32)
+    b = torch.tensor([1.0, float("-nan")], dtype=torch.float32)
+    v = semantics.Verdict(16.0)
+    v.tensor("state[0].exp_avg", a, b)
+    assert v.problems and v.scaled == {}
