@@ -6,6 +6,7 @@ The command line itself is harness/cli.py (which imports this only when ``run`` 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import datetime as dt
 import platform
 import subprocess
@@ -13,6 +14,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import torch
 
 from harness.cases import Case, load_catalogue
 from harness.checks import CHECKS
@@ -82,13 +85,25 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
             provenance[f"TorchSharp {v}"] = f"unavailable: {drv}"
     if args.shard:  # this machine's part of the plan; merge.py puts the parts back together
         k, n = parse_shard(args.shard)
-        owners = (job_of_cells([c for _, c in plan], n, args.large_jobs) if args.large_jobs  # --jobs
+        owners = (job_of_cells([c for _, c in plan], n, args.large_jobs, _will_run(pythons, ts))  # --jobs
+                  if args.large_jobs
                   else [shard_of(c, n) for _, c in plan])  # --shard: the stable split for CI machines
         mine = [(i, rc) for i, rc in enumerate(plan) if owners[i] == k]
         provenance.update(plan=plan_fingerprint([c for _, c in plan]), plan_cells=str(len(plan)), shards=str(n),
                           shard=f"{k + 1}/{n}", plan_index=",".join(str(i) for i, _ in mine))
         plan = [rc for _, rc in mine]
     return plan, provenance
+
+
+def _will_run(pythons: list[tuple[str, PythonDriver | Exception]],
+              ts: dict[str, TorchSharpSide | Exception]) -> Callable[[Cell], bool]:
+    """Whether a cell will run rather than skip for an unavailable PyTorch, TorchSharp or device
+    (what --jobs weighs when it deals the plan out: harness/plan.py job_of_cells)."""
+    versions = {py.capabilities.version for _, py in pythons if isinstance(py, PythonDriver)}
+    columns = {label for label, side in ts.items() if not isinstance(side, Exception)}
+    cuda = torch.cuda.is_available()
+    return lambda cell: (cell.pytorch in versions and cell.torchsharp in columns
+                         and (cell.device == "cpu" or cuda))
 
 
 def run_plan(plan: list[tuple[CellRunner, Cell]], run: Run, console: Console) -> None:

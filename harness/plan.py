@@ -8,11 +8,12 @@ of the plan, not once per route.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from harness.cases import Case
+from harness.cases import Case, ModelCase
 from harness.checks import REGISTRY, kinds_of
+from harness.zoo import PARAMETERS_M, cell_seconds
 
 DEVICES = ("cpu", "cuda")
 
@@ -71,23 +72,43 @@ def shard_of(cell: Cell, shards: int) -> int:
     return _hash(cell) % shards
 
 
-def job_of_cells(cells: Sequence[Cell], jobs: int, large_jobs: int) -> list[int]:
+# Estimated seconds of a cell that runs, on the reference machine (run default-4): they only
+# decide how --jobs deals the plan out, never a verdict. A zoo cell: harness/zoo.py cell_seconds.
+SMALL_CELL_S = 0.03
+LARGE_CELL_S = 12.0
+
+
+def estimated_seconds(cell: Cell) -> float:
+    features = cell.case.features
+    if "large" in features:
+        return LARGE_CELL_S
+    arch = next((f[len("zoo-"):] for f in features if f.startswith("zoo-") and f[len("zoo-"):] in PARAMETERS_M), None)
+    if arch is not None:
+        return cell_seconds(arch, optimizer=not isinstance(cell.case, ModelCase))
+    return SMALL_CELL_S
+
+
+def job_of_cells(cells: Sequence[Cell], jobs: int, large_jobs: int,
+                 runs: Callable[[Cell], bool] | None = None) -> list[int]:
     """The job (0-based) of each cell of a whole plan run as ``jobs`` parallel jobs on one
     machine (``--jobs``), ``large_jobs`` of which may hold large-tensor cells (as many as the
-    machine's memory carries at once: harness/memory.py). The large cells are dealt in plan
-    order over jobs 0..large_jobs-1, so those jobs get equal shares of the heaviest work; the
-    other cells go by the stable hash over the jobs without large cells, or over all jobs when
-    every job holds some (so the small cells never wait behind large ones they could avoid)."""
+    machine's memory carries at once: harness/memory.py). Each cell goes to the job with the
+    least estimated work so far (``estimated_seconds``; a cell that ``runs`` says will be skipped
+    weighs nothing): first the large cells, over jobs 0..large_jobs-1, then the others in plan
+    order over every job, so a job that holds the large cells takes small ones too once the
+    others have caught up with it (the model zoo's cells alone outweigh the large ones)."""
     if not 1 <= large_jobs <= jobs:
         raise ValueError(f"large_jobs must be between 1 and jobs ({jobs}), not {large_jobs}")
-    out, dealt = [], 0
-    small_from = large_jobs if large_jobs < jobs else 0
-    for cell in cells:
-        if "large" in cell.case.features:
-            out.append(dealt % large_jobs)
-            dealt += 1
-        else:
-            out.append(small_from + _hash(cell) % (jobs - small_from))
+    load = [0.0] * jobs
+    out = [0] * len(cells)
+    large = [i for i, c in enumerate(cells) if "large" in c.case.features]
+    for pool, indices in ((range(large_jobs), large),
+                          (range(jobs), [i for i, c in enumerate(cells) if "large" not in c.case.features])):
+        for i in indices:
+            job = min(pool, key=lambda k: (load[k], k))
+            out[i] = job
+            if runs is None or runs(cells[i]):
+                load[job] += estimated_seconds(cells[i])
     return out
 
 

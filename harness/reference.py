@@ -17,6 +17,7 @@ State uses the .dat format's field names (docs/format.md; :mod:`harness.codec.op
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,11 +40,33 @@ def _f64(v: Any) -> Any:
 
 
 # --- forward passes ----------------------------------------------------------------------
+# The model zoo's float64 model, kept for the next call with the same case: a torchvision
+# model is built with its own random init and widened, seconds of newly touched memory for
+# vgg's 132 million parameters (benchmarks/README.md), while loading a state into the kept one
+# copies in place. A torchvision model's state dict holds every parameter and buffer it has,
+# so a strict load leaves nothing of the previous cell's state behind. Catalogue models are
+# small and built afresh each time.
+_KEPT: dict[str, Any] = {}
+
+
+def float64_model(case: ModelCase, state: Mapping[str, Tensor]) -> torch.nn.Module:
+    """The case's model in float64 holding ``state`` (floating tensors widened, others as they are)."""
+    zoo = case.model.get("type") == "TorchVision"
+    key = json.dumps([case.name, case.model], sort_keys=True)
+    model = _KEPT.get("model") if zoo and _KEPT.get("key") == key else None
+    if model is None:
+        _KEPT.clear()  # frees the last one first, so its memory is reused
+        model = torch_build.build_case_model(case, "cpu").to(torch.float64)
+        if zoo:
+            _KEPT.update(key=key, model=model)
+    model.load_state_dict(dict(state))  # copy_ widens in place (no widened copy of the state)
+    return model
+
+
 def forward(case: ModelCase, state: Mapping[str, Tensor], x: Tensor) -> Tensor:
     """The case's model holding ``state`` (every floating tensor widened to float64), run on
     ``x`` (widened too when floating) in eval mode, on the host's CPU."""
-    model = torch_build.build_case_model(case, "cpu").to(torch.float64)
-    model.load_state_dict({k: _f64(v) for k, v in state.items()})
+    model = float64_model(case, state)
     model.eval()
     with torch.no_grad():
         out: Tensor = model(_f64(x))

@@ -41,6 +41,15 @@ _TAKES: dict[str, frozenset[str]] = {
 # nothing: freshly initialised mobilenets give about 1e-9 (after 30 train steps about 1e-3).
 # Such a cell is an error, not a pass.
 MIN_OUTPUT_SCALE = 5e-4
+# Millions of parameters of each model as torchvision builds it with 1000 classes (the zoo's 10
+# classes take a few million off the largest); they estimate a zoo cell's cost (cell_seconds).
+PARAMETERS_M: dict[str, float] = {
+    "alexnet": 61.1, "googlenet": 6.6, "inception_v3": 27.2, "mobilenet_v2": 3.5, "mobilenet_v3_small": 2.5,
+    "mobilenet_v3_large": 5.5, "resnet18": 11.7, "resnet34": 21.8, "resnet50": 25.6, "resnet101": 44.5,
+    "resnet152": 60.2, "resnext50_32x4d": 25.0, "resnext101_32x8d": 88.8, "resnext101_64x4d": 83.5,
+    "wide_resnet50_2": 68.9, "wide_resnet101_2": 126.9, "vgg11": 132.9, "vgg11_bn": 132.9, "vgg13": 133.0,
+    "vgg13_bn": 133.1, "vgg16": 138.4, "vgg16_bn": 138.4, "vgg19": 143.7, "vgg19_bn": 143.7,
+}
 FULL_FEATURE = "zoo-full"
 ZOO_FEATURE = "zoo"
 
@@ -92,6 +101,14 @@ def require_scale(reference: Any, details: dict[str, Any]) -> None:
     if not scale >= MIN_OUTPUT_SCALE:
         raise DegenerateState(f"degenerate zoo state: output scale {scale:.3g} is below {MIN_OUTPUT_SCALE:g} "
                               "(the cell would check nothing; train the case longer: harness/zoo_cases.py)")
+
+
+def cell_seconds(arch: str, optimizer: bool) -> float:
+    """Estimated seconds of one zoo cell that runs, on the reference machine (2 cores): fitted
+    to run default-4 (vgg11_bn 7.0 s a cell, resnet18 1.0, googlenet 1.4); an optimizer case's
+    cells step and snapshot both sides several times, about twice a model case's."""
+    per_model = 0.8 + 0.047 * PARAMETERS_M.get(arch, 25.0)
+    return per_model * (2.0 if optimizer else 1.0)
 
 
 def zoo_selection(cases: Sequence[Case], zoo: str, named: bool = False) -> list[Case]:

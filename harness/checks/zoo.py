@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from harness import bounds, torch_build
+from harness import bounds, reference
 from harness import codec as trusted_codec  # snapshots of both sides' state
 from harness.cases import ModelCase
 from harness.checks.common import forward_input, py_to_ts, ts_makes_state
@@ -104,8 +104,7 @@ def _train_reference(case: ModelCase, state: Mapping[str, torch.Tensor],
                      x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The float64 model holding ``state``: one train-mode forward on ``x`` (no gradients),
     its output and the state after (running statistics updated)."""
-    model = torch_build.build_case_model(case, "cpu").to(torch.float64)
-    model.load_state_dict({k: v.to(torch.float64) if v.is_floating_point() else v for k, v in state.items()})
+    model = reference.float64_model(case, state)
     model.train()
     with torch.no_grad():
         out = model(x.to(torch.float64))

@@ -9,7 +9,8 @@ import pytest
 from harness.cases import load_catalogue
 from harness.merge import MergeError, main_merge, merge_runs
 from harness.outcomes import CellResult
-from harness.plan import make_cells, parse_shard, plan_fingerprint, shard_of, job_of_cells
+from harness.plan import (LARGE_CELL_S, estimated_seconds, job_of_cells, make_cells, parse_shard,
+                          plan_fingerprint, shard_of)
 from harness.report import Run
 from harness.report.files import write_reports
 
@@ -123,11 +124,20 @@ def test_bad_shard_arguments_are_refused(text, message):
         parse_shard(text)
 
 
-def test_parallel_jobs_give_the_large_cells_a_job_of_their_own_when_memory_carries_one():
+def test_parallel_jobs_keep_the_large_cells_to_the_jobs_memory_carries_and_balance_the_rest():
     cells = _cells()
     owners = job_of_cells(cells, 3, large_jobs=1)
     assert {j for c, j in zip(cells, owners) if "large" in c.case.features} == {0}
-    assert {j for c, j in zip(cells, owners) if "large" not in c.case.features} == {1, 2}
+    load = [0.0, 0.0, 0.0]
+    for c, j in zip(cells, owners):
+        load[j] += estimated_seconds(c)
+    biggest = max(estimated_seconds(c) for c in cells if "large" not in c.case.features)
+    assert max(load) - min(load) <= max(biggest, LARGE_CELL_S)  # as even as whole cells allow
+    small_large_job = [c for c, j in zip(cells, owners) if j == 0 and "large" not in c.case.features]
+    large_work = LARGE_CELL_S * sum(1 for c in cells if "large" in c.case.features)
+    small_work = sum(estimated_seconds(c) for c in cells if "large" not in c.case.features)
+    # the large job takes small cells only where the small work outweighs the large
+    assert bool(small_large_job) == (small_work / 3 > large_work)
 
 
 def test_parallel_jobs_deal_the_large_cells_evenly_over_the_jobs_memory_carries():
@@ -141,6 +151,19 @@ def test_parallel_jobs_deal_the_large_cells_evenly_over_the_jobs_memory_carries(
     assert {j for c, j in zip(cells, every) if "large" not in c.case.features} == {0, 1, 2}
     with pytest.raises(ValueError, match="large_jobs"):
         job_of_cells(cells, 3, large_jobs=0)
+
+
+def test_the_zoo_outweighs_the_large_cells_and_skipped_cells_weigh_nothing():
+    zoo = [c for c in make_cells(CAT.select(features=["zoo"]), "1.13.0a0", ["0.107.0"], "ours", None, ["cpu"])]
+    large = [c for c in _cells() if "large" in c.case.features]
+    cells = large + zoo
+    owners = job_of_cells(cells, 2, large_jobs=1)
+    assert any(j == 0 for c, j in zip(cells, owners) if c in zoo)  # job 0 shares the zoo's work
+    vgg = [c for c in zoo if c.case.name == "zoo_vgg11_bn"][0]
+    assert estimated_seconds(vgg) > 5 * estimated_seconds([c for c in zoo if c.case.name == "zoo_resnet18"][0])
+    # every zoo cell skipped (an unavailable TorchSharp): job 1 takes them all, weightless
+    skipped = job_of_cells(cells, 2, large_jobs=1, runs=lambda c: c not in zoo)
+    assert {j for c, j in zip(cells, skipped) if c in zoo} == {1}
 
 
 def test_memory_bounds_the_jobs_and_the_large_jobs():
