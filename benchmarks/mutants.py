@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,10 @@ MUTANTS: tuple[Mutant, ...] = (
        "    if not bitwise and (ulp > ulp_bound or not same_nonfinite) and (abs_diff > scale_bound or not same_nonfinite):",  # noqa: E501 (an exact line)
        "    if not bitwise and (ulp > ulp_bound or not same_nonfinite) or (abs_diff > scale_bound or not same_nonfinite):",  # noqa: E501 (an exact line)
        BOUNDS_T, "rounding near zero (many ULP, nothing against the scale) fails"),
+    _m("bounds.noise-from-farther-side", "harness/bounds.py",
+       "        noise = min(d.max_abs for d in dists.values())",
+       "        noise = max(d.max_abs for d in dists.values())", BOUNDS_T,
+       "a side five times the closer side's rounding away passes"),
     # --- harness/ulp.py ---
     _m("ulp.negatives-unordered", "harness/ulp.py",
        "    return torch.where(i < 0, -magnitude, magnitude)",
@@ -128,6 +132,10 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("reference.forward-in-train-mode", "harness/reference.py",
        "    model.eval()",
        "    model.train()", REF_T),
+    _m("reference.kept-model-not-reloaded", "harness/reference.py",
+       "    model.load_state_dict(dict(state))  # copy_ widens in place (no widened copy of the state)",
+       "    model.load_state_dict(dict(state)) if model is not _KEPT.get('model') else None", REF_T,
+       "the zoo's reference keeps the previous cell's state"),
     # --- harness/compare.py: what two sides hold ---
     _m("compare.bytes-ignored", "harness/compare.py",
        "        if a is None or a == e:",
@@ -168,6 +176,12 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("semantics.step-mismatch-ignored", "harness/semantics.py",
        "                if got != v:",
        "                if False:", SEM_T, "a step count the reference does not have passes (Adadelta's finding)"),
+    _m("semantics.scale-ulp-2x", "harness/semantics.py",
+       "SCALE_ULP = 0.5",
+       "SCALE_ULP = 1.0", SEM_T, "17 ULP at a tensor's largest value pass"),
+    _m("semantics.nonfinite-near-at-scale", "harness/semantics.py",
+       "        if not bool(torch.isfinite(x).all()) or not bool(torch.isfinite(y).all()):",
+       "        if False:", SEM_T, "an infinity against a finite value agrees at an infinite scale"),
     # --- harness/expectations.py: expected failures ---
     _m("expectations.harness-error-expected", "harness/expectations.py",
        '        if result.outcome == "error" and result.details.get("harness_error"):',

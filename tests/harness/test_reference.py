@@ -129,3 +129,17 @@ def test_reference_nadam_is_the_documented_algorithm_by_hand():
     assert abs(p - 0.99082600781647) < 1e-13
     assert state.states[0]["step"] == 3
     assert abs(state.states[0]["mu_product"] - math.prod(mu(i) for i in (1, 2, 3))) < 1e-16
+
+
+def test_the_zoos_kept_float64_model_holds_each_calls_state():
+    pytest.importorskip("torchvision")
+    case = load_catalogue().models["zoo_mobilenet_v3_small"]
+    model = torch_build.build_case_model(case)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    x = torch_build.make_input(case.input_shape, torch.Generator().manual_seed(1), torch.float32, case.input)
+    first = reference.forward(case, state, x)
+    moved = dict(state)
+    moved["classifier.3.bias"] = state["classifier.3.bias"] + 1.0  # every output up by exactly 1
+    second = reference.forward(case, moved, x)
+    assert torch.allclose(second - first, torch.ones_like(first), atol=1e-9)
+    assert torch.equal(reference.forward(case, state, x), first)  # and back: nothing of `moved` stays

@@ -134,3 +134,11 @@ def test_a_nan_is_never_near_at_scale():
     v = semantics.Verdict(16.0)
     v.tensor("state[0].exp_avg", a, b)
     assert v.problems and v.scaled == {}
+
+
+def test_an_infinity_is_never_near_at_scale():
+    a = torch.tensor([1.0, float("inf")], dtype=torch.float32)
+    b = torch.tensor([1.0, 3.0], dtype=torch.float32)
+    v = semantics.Verdict(16.0)
+    v.tensor("module['w']", a, b)
+    assert v.problems and v.scaled == {}
