@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from harness.outcomes import OUTCOMES, CellResult
 from harness.report.model import Run, check_rank
+from harness.report.zoo import COLUMNS, documented_text, zoo_rows
 from harness.report.summary import (Impl, Summary, counts_text, each_suffix, finding_of, impl_key, impl_of,
                                     summarise_run)
 
@@ -276,6 +277,43 @@ def _by_feature(run: Run) -> list[str]:
     return out
 
 
+def _zoo(run: Run, report_dir: Path | None, findings_dir: Path | None) -> list[str]:
+    """The model zoo's section (harness/report/zoo.py), the same table as matrix.md's."""
+    rows = zoo_rows(run)
+    if not rows:
+        return []
+    names = [name for name, _, _ in COLUMNS]
+    out = ['<h2 id="zoo">Model zoo</h2>',
+           '<p class="muted">torchvision\'s models built by torchvision (PyTorch) and TorchVision (TorchSharp), '
+           "trained a few steps; cells summed over every implementation that ran them. Farthest: either side's "
+           "largest distance from the float64 reference in eps of float32 x the output scale (bound 64).</p>",
+           '<table id="zoo-table"><thead><tr><th>model</th>'
+           + "".join(f"<th>{_e(n)}</th>" for n in names)
+           + '<th class="num">output scale</th><th class="num">farthest (eps)</th><th>findings</th>'
+           + "</tr></thead><tbody>"]
+    for r in rows:
+        tds = "".join(f'<td class="{_worst(r.outcomes[n])}">{_e(counts_text(r.outcomes[n]))}</td>'
+                      if n in r.outcomes else "<td>—</td>" for n in names)
+        scale = f"{r.output_scale:.3g}" if r.output_scale is not None else "—"
+        far = f"{r.farthest_eps:.3g}" if r.farthest_eps is not None else "—"
+        links = ", ".join(f'<a href="{_e(findings_href(f, report_dir, findings_dir))}">{_e(f)}</a>'
+                          for f in sorted(r.findings)) or "—"
+        out.append(f"<tr><td>{_e(r.model)}</td>{tds}<td class=\"num\">{scale}</td>"
+                   f"<td class=\"num\">{far}</td><td>{links}</td></tr>")
+    out.append("</tbody></table>")
+    documented = [r for r in rows if r.documented]
+    if documented:
+        ways = list(dict.fromkeys(k for r in documented for k in r.documented))
+        out += ["<p>What a user following TorchVision's documented path gets (the constructors' "
+                "<code>weights_file</code>):</p>", '<table id="zoo-documented"><thead><tr><th>model</th>'
+                + "".join(f"<th>{_e(w)}</th>" for w in ways) + "</tr></thead><tbody>"]
+        out += [f"<tr><td>{_e(r.model)}</td>" + "".join(
+            f"<td>{_e(documented_text(r.documented[w]))}</td>" if w in r.documented else "<td>—</td>" for w in ways)
+            + "</tr>" for r in documented]
+        out.append("</tbody></table>")
+    return out
+
+
 def findings_href(slug: str, report_dir: Path | None, findings_dir: Path | None) -> str:
     """docs/findings/<slug>.md, relative to the page when both folders are known."""
     if report_dir is not None and findings_dir is not None:
@@ -356,6 +394,7 @@ def render(run: Run, report_dir: Path | None = None, findings_dir: Path | None =
         out.append(f'<div id="filter" hidden><label>Show feature: <select id="feature">'
                    f'<option value="">all</option>{opts}</select></label></div>')
     out += _matrix(run, s, anchors)
+    out += _zoo(run, report_dir, findings_dir)
     out += ["<h2>By feature</h2>",
             '<p class="muted">Cells per feature and outcome (a cell counts once for each of its features).</p>',
             *_by_feature(run), '<h2 id="evidence">Cells that did not pass</h2>',

@@ -4,7 +4,9 @@
    depend on them);
 2. the summary: check x implementation, counts per outcome; the implementations that did not
    run at all, one line per reason;
-3. the implementations that ran;
+3. the implementations that ran, the cases with a cell that did not pass, and the model zoo
+   (harness/report/zoo.py: each torchvision model's checks, output scale, distance from the
+   float64 reference, and what TorchVision's documented weights_file path gives);
 4. every cell that did not pass: fail, error and xpass with their reasons first, then the
    expected failures grouped by the finding they link (docs/findings/<slug>.md);
 5. skips counted per reason; whole-file byte identity; the full provenance.
@@ -17,6 +19,7 @@ from __future__ import annotations
 from harness.outcomes import CellResult
 from harness.report.model import Run
 from harness.report.summary import Summary, counts_text, finding_of, impl_of, short, summarise_run
+from harness.report.zoo import COLUMNS, documented_text, zoo_rows
 
 FINDINGS_BASE = "docs/findings/"  # relative to the repository root
 REASON_LIMIT = 600
@@ -103,6 +106,37 @@ def _red(c: CellResult, base: str) -> list[str]:
     return out
 
 
+def zoo_lines(run: Run, findings_base: str = FINDINGS_BASE) -> list[str]:
+    """The model zoo's section (harness/report/zoo.py); none when no zoo cell ran."""
+    rows = zoo_rows(run)
+    if not rows:
+        return []
+    names = [name for name, _, _ in COLUMNS]
+    out = ["## Model zoo", "",
+           "torchvision's models built by torchvision (PyTorch) and TorchVision (TorchSharp), trained a few steps; "
+           "cells summed over every implementation that ran them. Output scale: the smallest eval output scale "
+           "of the trained states; farthest: either side's largest distance from the float64 reference, in eps of "
+           "float32 x that scale (the bound is 64).", "",
+           "| model | " + " | ".join(names) + " | output scale | farthest (eps) | findings |",
+           "|---|" + "---|" * (len(names) + 3)]
+    for r in rows:
+        cols = [counts_text(r.outcomes[n], bold_bad=True) if n in r.outcomes else "—" for n in names]
+        scale = f"{r.output_scale:.3g}" if r.output_scale is not None else "—"
+        far = f"{r.farthest_eps:.3g}" if r.farthest_eps is not None else "—"
+        found = ", ".join(finding_link(f, findings_base) for f in sorted(r.findings)) or "—"
+        out.append(f"| {_esc(r.model)} | " + " | ".join(cols) + f" | {scale} | {far} | {found} |")
+    documented = [r for r in rows if r.documented]
+    if documented:
+        ways = list(dict.fromkeys(k for r in documented for k in r.documented))
+        out += ["", "What a user following TorchVision's documented path gets (the constructors' `weights_file`, "
+                "a .dat file of PyTorch's trained state):", "",
+                "| model | " + " | ".join(_esc(w) for w in ways) + " |", "|---|" + "---|" * len(ways)]
+        out += [f"| {_esc(r.model)} | " + " | ".join(_esc(short(documented_text(r.documented[w]), 200))
+                                                     if w in r.documented else "—" for w in ways) + " |"
+                for r in documented]
+    return out + [""]
+
+
 def render(run: Run, findings_base: str = FINDINGS_BASE) -> str:
     """``findings_base``: how docs/findings/ is reached from where the file will be read."""
     s = summarise_run(run)
@@ -131,6 +165,7 @@ def render(run: Run, findings_base: str = FINDINGS_BASE) -> str:
                      f"{_esc(impl[3])} | {_esc(impl[4])} | {counts_text(counts, bold_bad=True)} |")
     lines.append("")
     lines += grid_lines(s)
+    lines += zoo_lines(run, findings_base)
 
     red = s.not_passed(("error", "fail", "xpass"))
     lines += ["## Cells that failed, errored or passed unexpectedly", ""]
