@@ -75,6 +75,8 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("torchvision-resnext101-depth", "TorchVision's resnext101_32x8d and _64x4d have ResNet50's depth"),
     Finding("torchvision-mobilenet-classifier-first",
             "TorchVision's mobilenets list the classifier's parameters before the features'"),
+    Finding("torchvision-inception-aux-never-run",
+            "TorchVision's inception_v3 builds AuxLogits but its forward never runs it"),
     Finding("bf16-avx512-conv",
             "bfloat16 convolution gives wrong sums on an AMD EPYC with avx512_bf16 (LibTorch 2.10, PyTorch 2.6)",
             script="bf16_conv.py", pytorch=("2.6", "host"), needs_avx512=True),

@@ -58,6 +58,7 @@ public static class Program
 #endif
         ["torchvision-resnext101-depth"] = ("TorchVision's resnext101 models have ResNet50's depth", TorchVisionZoo.Resnext101Depth),
         ["torchvision-mobilenet-classifier-first"] = ("TorchVision's mobilenets list the classifier's parameters first", TorchVisionZoo.MobilenetClassifierFirst),
+        ["torchvision-inception-aux-never-run"] = ("TorchVision's inception_v3 builds AuxLogits but never runs it", TorchVisionZoo.InceptionAuxNeverRun),
         ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
         ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),
     };

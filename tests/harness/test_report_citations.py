@@ -147,6 +147,13 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     (TV + "MobileNetV2.cs", 106, 107): ("private readonly nn.Module<Tensor, Tensor> classifier;", "features;"),
     (TV + "MobileNetV3.cs", 168, 170):
         ("private readonly nn.Module<Tensor, Tensor> avgpool;", "classifier;", "features;"),
+    (TV + "InceptionV3.cs", 83, 83): ("private readonly Module<Tensor, Tensor> AuxLogits;",),
+    (TV + "InceptionV3.cs", 135, 135): ("AuxLogits = inception_aux(768, numClasses);",),
+    (TV + "InceptionV3.cs", 206, 265): ("public override Tensor forward(Tensor x)", "x = Mixed_6e.call(x);",
+                                        "x = Mixed_7a.call(x);", "return x.MoveToOuterDisposeScope();"),
+    (TV + "InceptionV3.cs", 247, 247): ("x = Mixed_6e.call(x);",),
+    (TV + "InceptionV3.cs", 249, 249): ("x = Mixed_7a.call(x);",),
+    (TV + "InceptionV3.cs", 265, 265): ("return x.MoveToOuterDisposeScope();",),
     (TV + "ResNet.cs", 381, 381): ("public static Modules.ResNet resnext101_32x8d(",),
     (TV + "ResNet.cs", 390, 390): ("return Modules.ResNet.ResNet50(num_classes,",),
     (TV + "ResNet.cs", 434, 434): ("public static Modules.ResNet resnext101_64x4d(",),

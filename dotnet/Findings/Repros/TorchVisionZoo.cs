@@ -5,6 +5,9 @@
 // torchvision-mobilenet-classifier-first: MobileNetV2 / V3 declare `classifier` before
 //   `features`, and RegisterComponents registers fields in declaration order, so
 //   parameters() and state_dict() list the classifier first (torchvision: features first).
+// torchvision-inception-aux-never-run: InceptionV3 builds AuxLogits but its forward never calls
+//   it, so a train-mode forward leaves the aux head's BatchNorm statistics where they were
+//   (torchvision runs AuxLogits in train mode and returns its output beside the logits).
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -58,6 +61,40 @@ public static class TorchVisionZoo
         return report.Finish(Outcome.Reproduced,
             "TorchVision's mobilenets list the classifier's parameters before the features' (torchvision: features first), "
             + "so parameters() indices and an optimizer's per-index state differ from PyTorch's");
+#else
+        return report.Finish(Outcome.NotApplicable, "this build has no TorchVision package");
+#endif
+    }
+
+    public static int InceptionAuxNeverRun(string[] args)
+    {
+        var report = new Report();
+#if TORCHVISION
+        using var m = torchvision.models.inception_v3(num_classes: 10);
+        double Stat(string name) => m.state_dict()[name].to(ScalarType.Float64).abs().sum().item<double>();
+        long Tracked(string name) => m.state_dict()[name].item<long>();
+        var auxMean0 = Stat("AuxLogits.conv0.bn.running_mean");
+        m.train();
+        using (var x = torch.randn(2, 3, 299, 299, generator: new Generator(0)))
+        using (torch.no_grad()) {
+            using var y = m.call(x);
+            report.Add($"train-mode forward returned one tensor of shape [{string.Join(", ", y.shape)}]");
+        }
+        long main = Tracked("Mixed_7c.branch1x1.bn.num_batches_tracked");
+        long aux0 = Tracked("AuxLogits.conv0.bn.num_batches_tracked"), aux1 = Tracked("AuxLogits.conv1.bn.num_batches_tracked");
+        var auxMean1 = Stat("AuxLogits.conv0.bn.running_mean");
+        report.Add($"after one train-mode forward: Mixed_7c.branch1x1.bn.num_batches_tracked = {main}, "
+                   + $"AuxLogits.conv0.bn / conv1.bn num_batches_tracked = {aux0} / {aux1}");
+        report.Add($"sum |AuxLogits.conv0.bn.running_mean| before {auxMean0:g}, after {auxMean1:g}");
+        report.Add("torchvision (inception.py, Inception3._forward): if self.AuxLogits is not None and self.training: "
+                   + "aux = self.AuxLogits(x); forward returns InceptionOutputs(x, aux) in train mode");
+        if (main != 1)
+            throw new InvalidOperationException($"the main branch's BatchNorm did not count the forward ({main})");
+        if (aux0 == 1 && aux1 == 1)
+            return report.Finish(Outcome.Fixed, "the train-mode forward runs AuxLogits");
+        return report.Finish(Outcome.Reproduced,
+            "TorchVision's inception_v3 builds AuxLogits but never runs it: a train-mode forward leaves its BatchNorm "
+            + "statistics unchanged and returns no aux output (torchvision runs it and returns InceptionOutputs)");
 #else
         return report.Finish(Outcome.NotApplicable, "this build has no TorchVision package");
 #endif
