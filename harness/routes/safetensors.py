@@ -96,24 +96,81 @@ def encode(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = Non
         header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
+    return _join(header, b"".join(chunks))
+
+
+def _join(header: dict[str, Any], body: bytes) -> bytes:
+    """A file's bytes: the header's length, the header (JSON padded with spaces to a multiple of 8
+    bytes, as safetensors' own writer pads it), the data; inverse of :func:`_split`."""
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """A file's header (in its order) and the data after it; inverse of :func:`_join`."""
+    (n,) = struct.unpack_from("<Q", data, 0)
+    return json.loads(data[8:8 + n]), data[8 + n:]
 
 
 def decode(data: bytes) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file's bytes, in header order; inverse of :func:`encode`."""
-    (n,) = struct.unpack_from("<Q", data, 0)
-    header = json.loads(data[8:8 + n])
+    header, body = _split(data)
     names = {v: k for k, v in DTYPES.items()}
     out = {}
     for name, e in header.items():
         if name == "__metadata__":
             continue
         begin, end = e["data_offsets"]
-        raw = bytearray(data[8 + n + begin:8 + n + end])
+        raw = bytearray(body[begin:end])
         t = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
         out[name] = t.view(names[e["dtype"]]).reshape(e["shape"])
+    return out
+
+
+# what the "bytes after the data" copy appends
+TRAILING = b"\xde\xad\xbe\xef" * 2
+
+
+def _nbytes(entry: dict[str, Any]) -> int:
+    begin, end = entry["data_offsets"]
+    return int(end) - int(begin)
+
+
+def damaged_forms(data: bytes) -> list[tuple[str, bytes]]:
+    """Copies of a valid safetensors file that break the format's layout rule and nothing else:
+    the header stays valid JSON with its length right, and every entry keeps its dtype, shape
+    and byte length. The rule, which safetensors' own reader enforces (``InvalidOffset``,
+    ``MetadataIncompleteBuffer``): taken in the order of their offsets, the entries cover the
+    data after the header exactly, each starting where the one before it ended and the last
+    ending at the end of the file.
+
+    - two tensors' data_offsets overlapping (a file of two or more non-empty tensors): the
+      smallest tensor's bytes are cut out of the data, the later tensors' offsets closed up over
+      the gap, and the smallest tensor pointed at the start of the data, inside the bytes of the
+      first tensor there; a reader that does not check the offsets fills it from that tensor;
+    - bytes after the last tensor's data: :data:`TRAILING` appended to the file.
+    """
+    header, body = _split(data)
+    out = []
+    filled = sorted((k for k, e in header.items() if k != "__metadata__" and _nbytes(e) > 0),
+                    key=lambda k: int(header[k]["data_offsets"][0]))
+    if len(filled) >= 2:
+        victim = min(filled, key=lambda k: _nbytes(header[k]))   # the first of the smallest
+        begin, end = (int(x) for x in header[victim]["data_offsets"])
+        size = end - begin
+        moved: dict[str, Any] = {}
+        for name, e in header.items():
+            if name == "__metadata__":
+                moved[name] = e
+                continue
+            b, en = (int(x) for x in e["data_offsets"])
+            shift = size if b >= end else 0
+            moved[name] = {**e, "data_offsets": [0, size] if name == victim else [b - shift, en - shift]}
+        host = next(k for k in filled if k != victim)
+        out.append((f"two tensors' data_offsets overlapping ({victim!r} at [0, {size}) inside {host!r} at "
+                    f"[0, {_nbytes(moved[host])}))", _join(moved, body[:begin] + body[end:])))
+    out.append((f"{len(TRAILING)} bytes after the last tensor's data", data + TRAILING))
     return out
 
 
@@ -131,4 +188,5 @@ SAFETENSORS = Route(
     carries=frozenset({"module", "tensor", "checkpoint"}), byte_stable=False,
     python_form=SafetensorsForm, write_state_dict=write_state_dict, python_unavailable=UNAVAILABLE,
     checkpoint_names=CHECKPOINT_NAMES,
-    dtypes=frozenset(str(d).removeprefix("torch.") for d in DTYPES))
+    dtypes=frozenset(str(d).removeprefix("torch.") for d in DTYPES),
+    damaged_forms_of=damaged_forms)
