@@ -145,31 +145,43 @@ def damaged_forms(data: bytes) -> list[tuple[str, bytes]]:
     data after the header exactly, each starting where the one before it ended and the last
     ending at the end of the file.
 
-    - two tensors' data_offsets overlapping (a file of two or more non-empty tensors): the
-      smallest tensor's bytes are cut out of the data, the later tensors' offsets closed up over
-      the gap, and the smallest tensor pointed at the start of the data, inside the bytes of the
-      first tensor there; a reader that does not check the offsets fills it from that tensor;
+    - two tensors' data_offsets overlapping (a file of two or more non-empty tensors): one
+      tensor's bytes are cut out of the data, the later tensors' offsets closed up over the gap
+      (so the others still cover the data exactly), and that tensor pointed at the start of the
+      data, over the first tensor there. The tensor moved is the smallest whose own bytes differ
+      from the ones it then points at (a reader that follows the offsets gets other values),
+      among those no larger than the rest of the data; if every one reads its own bytes there,
+      the smallest;
     - bytes after the last tensor's data: :data:`TRAILING` appended to the file.
     """
     header, body = _split(data)
     out = []
     filled = sorted((k for k, e in header.items() if k != "__metadata__" and _nbytes(e) > 0),
-                    key=lambda k: int(header[k]["data_offsets"][0]))
-    if len(filled) >= 2:
-        victim = min(filled, key=lambda k: _nbytes(header[k]))   # the first of the smallest
-        begin, end = (int(x) for x in header[victim]["data_offsets"])
-        size = end - begin
-        moved: dict[str, Any] = {}
-        for name, e in header.items():
-            if name == "__metadata__":
-                moved[name] = e
-                continue
-            b, en = (int(x) for x in e["data_offsets"])
-            shift = size if b >= end else 0
-            moved[name] = {**e, "data_offsets": [0, size] if name == victim else [b - shift, en - shift]}
-        host = next(k for k in filled if k != victim)
-        out.append((f"two tensors' data_offsets overlapping ({victim!r} at [0, {size}) inside {host!r} at "
-                    f"[0, {_nbytes(moved[host])}))", _join(moved, body[:begin] + body[end:])))
+                    key=lambda k: (_nbytes(header[k]), int(header[k]["data_offsets"][0])))
+    fitting = [k for k in filled if 2 * _nbytes(header[k]) <= len(body)]
+    if len(filled) >= 2 and fitting:
+        def moved_onto_start(victim: str) -> tuple[dict[str, Any], bytes]:
+            begin, end = (int(x) for x in header[victim]["data_offsets"])
+            size = end - begin
+            out_header: dict[str, Any] = {}
+            for name, e in header.items():
+                if name == "__metadata__":
+                    out_header[name] = e
+                    continue
+                b, en = (int(x) for x in e["data_offsets"])
+                shift = size if b >= end else 0
+                out_header[name] = {**e, "data_offsets": [0, size] if name == victim else [b - shift, en - shift]}
+            return out_header, body[:begin] + body[end:]
+
+        def reads_other_bytes(victim: str) -> bool:
+            begin, end = (int(x) for x in header[victim]["data_offsets"])
+            return moved_onto_start(victim)[1][:end - begin] != body[begin:end]
+
+        victim = next((k for k in fitting if reads_other_bytes(k)), fitting[0])
+        moved, cut = moved_onto_start(victim)
+        host = next(k for k in sorted(filled, key=lambda k: int(moved[k]["data_offsets"][0])) if k != victim)
+        out.append((f"two tensors' data_offsets overlapping ({victim!r} moved to [0, {_nbytes(moved[victim])}), "
+                    f"over {host!r} at [0, {_nbytes(moved[host])}))", _join(moved, cut)))
     out.append((f"{len(TRAILING)} bytes after the last tensor's data", data + TRAILING))
     return out
 

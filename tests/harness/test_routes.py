@@ -153,7 +153,7 @@ DAMAGEABLE = {"w": torch.arange(12, dtype=torch.float32).reshape(4, 3), "e": tor
 def test_safetensors_overlapping_form_points_the_smallest_tensor_into_another_and_nothing_else() -> None:
     valid = encode(DAMAGEABLE, {"format": "pt"})
     forms = dict(SAFETENSORS.damaged_forms(valid))
-    what = "two tensors' data_offsets overlapping ('n' at [0, 8) inside 'w' at [0, 48))"
+    what = "two tensors' data_offsets overlapping ('n' moved to [0, 8), over 'w' at [0, 48))"
     assert list(forms) == [what, "8 bytes after the last tensor's data"]
     n, header, body = _parts(forms[what])
     _, before, _ = _parts(valid)
@@ -169,6 +169,21 @@ def test_safetensors_overlapping_form_points_the_smallest_tensor_into_another_an
     got = decode(forms[what])
     assert _digests({k: got[k] for k in ("w", "e", "b")}) == _digests({k: DAMAGEABLE[k] for k in ("w", "e", "b")})
     assert got["n"].item() == torch.tensor([0.0, 1.0]).view(torch.int64).item()   # read from w's bytes
+
+
+def test_the_tensor_moved_is_one_that_then_reads_other_bytes_than_its_own() -> None:
+    # 'a' and 'b' hold the same value: either moved onto the other would read its own bytes again
+    # (a loader following the offsets would look right); 'w', as small, reads a's bytes instead
+    same = {"a": torch.tensor([5]), "b": torch.tensor([5]), "w": torch.tensor([1.5, 2.5])}
+    (what, damaged), _ = SAFETENSORS.damaged_forms(encode(same))
+    assert what == "two tensors' data_offsets overlapping ('w' moved to [0, 8), over 'a' at [0, 8))"
+    assert _parts(damaged)[1] == {"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]},
+                                  "b": {"dtype": "I64", "shape": [1], "data_offsets": [8, 16]},
+                                  "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+    # none differs: the smallest is moved all the same (the file is just as invalid)
+    twins = {"a": torch.tensor([5]), "b": torch.tensor([5])}
+    assert SAFETENSORS.damaged_forms(encode(twins))[0][0] == \
+        "two tensors' data_offsets overlapping ('a' moved to [0, 8), over 'b' at [0, 8))"
 
 
 def test_safetensors_trailing_form_is_the_valid_file_and_8_more_bytes() -> None:
