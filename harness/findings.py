@@ -91,6 +91,9 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("pybridge-save-py-view-offset",
             "TorchSharp.PyBridge's save_py writes a view with a storage offset that torch.load cannot rebuild",
             script="pybridge_saved_view.py", pytorch=("host", "2.6")),
+    Finding("pybridge-safetensors-offsets-unchecked",
+            "TorchSharp.PyBridge's safetensors reader accepts overlapping data_offsets and bytes after the data",
+            script="pybridge_safetensors_offsets.py", pytorch=("2.6",)),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 

@@ -182,6 +182,16 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     ("TorchSharp.PyBridge/PyTorchUnpickler.cs", 38, 41): ("byte[] signature = new byte[4];",
                                                           "if (signature[0] != 0x50",
                                                           "saved using the old PyTorch format"),
+    (PYB + "Safetensors.cs", 17, 47): ("public static Dictionary<string, torch.Tensor> LoadStateDict(Stream stream",
+                                       "foreach (var kvp in index) {", "return ret;"),
+    (PYB + "Safetensors.cs", 32, 34): ("long length = kvp.Value.Offsets[1] - kvp.Value.Offsets[0];",
+                                       "if (length != tensor.ElementSize * tensor.NumberOfElements)",
+                                       "mismatched # of elements"),
+    (PYB + "Safetensors.cs", 32, 36): ("long length = kvp.Value.Offsets[1] - kvp.Value.Offsets[0];",
+                                       "stream.Position = offset + kvp.Value.Offsets[0];"),
+    (PYB + "Safetensors.cs", 36, 36): ("stream.Position = offset + kvp.Value.Offsets[0];",),
+    (PYB + "PyBridgeModuleExtensions.cs", 274, 274):
+        ("var loadedStateDict = Safetensors.LoadStateDict(stream, leaveOpen, curStateDict.Keys.ToList());",),
 }
 
 FILE = r"(?P<file>[\w./-]+\.(?:cs|cpp|h|py))"
