@@ -192,6 +192,13 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     (PYB + "Safetensors.cs", 36, 36): ("stream.Position = offset + kvp.Value.Offsets[0];",),
     (PYB + "PyBridgeModuleExtensions.cs", 274, 274):
         ("var loadedStateDict = Safetensors.LoadStateDict(stream, leaveOpen, curStateDict.Keys.ToList());",),
+    (PYB + "PyBridgeModuleExtensions.cs", 170, 170): ("skip ??= Array.Empty<string>();",),
+    (PYB + "PyBridgeModuleExtensions.cs", 311, 311):
+        ("public static Module load_checkpoint(this Module module, string path, string? checkpointName = null, "
+         "bool strict = true, IList<string>? skip = null",),
+    (PYB + "PyBridgeModuleExtensions.cs", 372, 376):
+        ("skip ??= new List<string>();", "foreach (var badKey in weightMap.Keys.Except(curStateDict.Keys))",
+         "skip.Add(badKey);", "weightMap.Remove(badKey);"),
 }
 
 FILE = r"(?P<file>[\w./-]+\.(?:cs|cpp|h|py))"
