@@ -57,6 +57,9 @@ class Finding:
     pytorch: tuple[str, ...] = ()
     # True when the defect shows on an AVX-512 CPU only (NOT-APPLICABLE elsewhere)
     needs_avx512: bool = False
+    # Why no matrix cell shows it ("" for a finding that explains expected failures: every other
+    # finding is linked by an entry of cases/expected_failures/, tests/conformance/test_findings.py)
+    no_cell: str = ""
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -93,6 +96,15 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("pybridge-save-py-view-offset",
             "TorchSharp.PyBridge's save_py writes a view with a storage offset that torch.load cannot rebuild",
             script="pybridge_saved_view.py", pytorch=("host", "2.6")),
+    Finding("pybridge-safetensors-offsets-unchecked",
+            "TorchSharp.PyBridge's safetensors reader accepts overlapping data_offsets and bytes after the data",
+            script="pybridge_safetensors_offsets.py", pytorch=("2.6",)),
+    Finding("pybridge-checkpoint-mutates-skip",
+            "TorchSharp.PyBridge's load_checkpoint adds keys to the caller's skip list "
+            "(NotSupportedException on an array)",
+            no_cell="both TorchSharp drivers hand load_checkpoint a fresh List<string> on every load (nothing sees "
+                    "it grow, nothing passes an array), and the checkpoint checks load strictly, with no key the "
+                    "module lacks"),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 

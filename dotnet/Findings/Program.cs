@@ -55,6 +55,8 @@ public static class Program
         ["pybridge-legacy-format-refused"] = ("PyBridge refuses torch.save's legacy (non-zip) format", PyBridgeLegacyFormatRefused.Run),
         ["pybridge-load-py-ignores-layout"] = ("PyBridge's load_py writes through the file's shape/offset, reading the storage from its start", PyBridgeLoadPyIgnoresLayout.Run),
         ["pybridge-save-py-view-offset"] = ("PyBridge's save_py writes a view with a storage offset that torch.load cannot rebuild", PyBridgeSavePyViewOffset.Run),
+        ["pybridge-safetensors-offsets-unchecked"] = ("PyBridge's safetensors reader accepts overlapping data_offsets and trailing bytes", PyBridgeSafetensorsOffsetsUnchecked.Run),
+        ["pybridge-checkpoint-mutates-skip"] = ("PyBridge's load_checkpoint adds keys to the caller's skip list (throws on an array)", PyBridgeCheckpointMutatesSkip.Run),
 #endif
         ["torchvision-resnext101-depth"] = ("TorchVision's resnext101 models have ResNet50's depth", TorchVisionZoo.Resnext101Depth),
         ["torchvision-mobilenet-classifier-first"] = ("TorchVision's mobilenets list the classifier's parameters first", TorchVisionZoo.MobilenetClassifierFirst),

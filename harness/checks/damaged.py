@@ -2,7 +2,9 @@
 
 PyTorch writes the case's state through the cell's route; the harness damages copies of the
 file (truncated at points across it, its first 8 bytes garbled, an empty file, the same
-state in another route's form) and a freshly built TorchSharp model loads each. Every copy
+state in another route's form, and the damaged forms the route itself declares,
+``Route.damaged_forms``: e.g. safetensors' overlapping data_offsets) and a freshly built
+TorchSharp model loads each. Every copy
 must be refused with an exception. A copy that loads is a failure, and worse when the model
 then holds other values than the undamaged file carries (silently wrong tensors); a copy that
 kills the worker process is a failure too (the crash is isolated: the worker restarts and the
@@ -43,8 +45,8 @@ def damaged_copies(data: bytes) -> list[tuple[str, bytes]]:
 
 @check("damaged_load", {"model"})
 def damaged_load(ctx: Context) -> None:
-    """Damaged copies of the route's file (truncated, garbled, empty, another form): TorchSharp refuses each
-    with an exception, never loads one or crashes."""
+    """Damaged copies of the route's file (truncated, garbled, empty, another form, the route's own damaged
+    forms): TorchSharp refuses each with an exception, never loads one or crashes."""
     make_python_state(ctx)
     valid = ctx.file("py_module")
     ctx.py.save_module(valid)
@@ -62,6 +64,7 @@ def damaged_load(ctx: Context) -> None:
     ctx.py.snapshot(ctx.d / "state.dat", None)
     other.write_state(other_path, trusted_codec.read_state_dict(ctx.d / "state.dat"))
     copies.append((f"the same state as a {other.name} file", other_path.read_bytes()))
+    copies += ctx.route.damaged_forms(valid.read_bytes())   # what only this route's format can get wrong
     seen: dict[str, str] = {}
     problems: list[str] = []
     for i, (what, data) in enumerate(copies):

@@ -86,6 +86,10 @@ class Route:
     checkpoint_names: tuple[str, str, str] | None = None
     # The dtypes its files can hold (harness dtype names, harness/torch_build.py DTYPES); None: all.
     dtypes: frozenset[str] | None = None
+    # Damaged copies that only this route's format can express (damaged_load adds them to the
+    # truncated, garbled and empty copies every route gets): (what, bytes) made from the bytes of
+    # a valid file of this form; None: the route declares none.
+    damaged_forms_of: Callable[[bytes], list[tuple[str, bytes]]] | None = None
 
     def refuses_dtype(self, dtype: str) -> str | None:
         """Why a case of ``dtype`` cannot take this route (None: it can)."""
@@ -98,6 +102,10 @@ class Route:
         if self.write_state_dict is None:
             raise RouteUnavailable(f"route {self.name} has no harness writer")
         self.write_state_dict(path, state)
+
+    def damaged_forms(self, data: bytes) -> list[tuple[str, bytes]]:
+        """The route's own damaged copies of a valid file's ``data`` (see ``damaged_forms_of``)."""
+        return [] if self.damaged_forms_of is None else self.damaged_forms_of(data)
 
     def write_tensor(self, path: Any, tensor: torch.Tensor) -> None:
         """The harness's own single-tensor file of this form (tensor_ts2py's input for TorchSharp)."""

@@ -96,24 +96,93 @@ def encode(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = Non
         header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
+    return _join(header, b"".join(chunks))
+
+
+def _join(header: dict[str, Any], body: bytes) -> bytes:
+    """A file's bytes: the header's length, the header (JSON padded with spaces to a multiple of 8
+    bytes, as safetensors' own writer pads it), the data; inverse of :func:`_split`."""
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """A file's header (in its order) and the data after it; inverse of :func:`_join`."""
+    (n,) = struct.unpack_from("<Q", data, 0)
+    return json.loads(data[8:8 + n]), data[8 + n:]
 
 
 def decode(data: bytes) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file's bytes, in header order; inverse of :func:`encode`."""
-    (n,) = struct.unpack_from("<Q", data, 0)
-    header = json.loads(data[8:8 + n])
+    header, body = _split(data)
     names = {v: k for k, v in DTYPES.items()}
     out = {}
     for name, e in header.items():
         if name == "__metadata__":
             continue
         begin, end = e["data_offsets"]
-        raw = bytearray(data[8 + n + begin:8 + n + end])
+        raw = bytearray(body[begin:end])
         t = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
         out[name] = t.view(names[e["dtype"]]).reshape(e["shape"])
+    return out
+
+
+# what the "bytes after the data" copy appends
+TRAILING = b"\xde\xad\xbe\xef" * 2
+
+
+def _nbytes(entry: dict[str, Any]) -> int:
+    begin, end = entry["data_offsets"]
+    return int(end) - int(begin)
+
+
+def damaged_forms(data: bytes) -> list[tuple[str, bytes]]:
+    """Copies of a valid safetensors file that break the format's layout rule and nothing else:
+    the header stays valid JSON with its length right, and every entry keeps its dtype, shape
+    and byte length. The rule, which safetensors' own reader enforces (``InvalidOffset``,
+    ``MetadataIncompleteBuffer``): taken in the order of their offsets, the entries cover the
+    data after the header exactly, each starting where the one before it ended and the last
+    ending at the end of the file.
+
+    - two tensors' data_offsets overlapping (a file of two or more non-empty tensors): one
+      tensor's bytes are cut out of the data, the later tensors' offsets closed up over the gap
+      (so the others still cover the data exactly), and that tensor pointed at the start of the
+      data, over the first tensor there. The tensor moved is the smallest whose own bytes differ
+      from the ones it then points at (a reader that follows the offsets gets other values),
+      among those no larger than the rest of the data; if every one reads its own bytes there,
+      the smallest;
+    - bytes after the last tensor's data: :data:`TRAILING` appended to the file.
+    """
+    header, body = _split(data)
+    out = []
+    filled = sorted((k for k, e in header.items() if k != "__metadata__" and _nbytes(e) > 0),
+                    key=lambda k: (_nbytes(header[k]), int(header[k]["data_offsets"][0])))
+    fitting = [k for k in filled if 2 * _nbytes(header[k]) <= len(body)]
+    if len(filled) >= 2 and fitting:
+        def moved_onto_start(victim: str) -> tuple[dict[str, Any], bytes]:
+            begin, end = (int(x) for x in header[victim]["data_offsets"])
+            size = end - begin
+            out_header: dict[str, Any] = {}
+            for name, e in header.items():
+                if name == "__metadata__":
+                    out_header[name] = e
+                    continue
+                b, en = (int(x) for x in e["data_offsets"])
+                shift = size if b >= end else 0
+                out_header[name] = {**e, "data_offsets": [0, size] if name == victim else [b - shift, en - shift]}
+            return out_header, body[:begin] + body[end:]
+
+        def reads_other_bytes(victim: str) -> bool:
+            begin, end = (int(x) for x in header[victim]["data_offsets"])
+            return moved_onto_start(victim)[1][:end - begin] != body[begin:end]
+
+        victim = next((k for k in fitting if reads_other_bytes(k)), fitting[0])
+        moved, cut = moved_onto_start(victim)
+        host = next(k for k in sorted(filled, key=lambda k: int(moved[k]["data_offsets"][0])) if k != victim)
+        out.append((f"two tensors' data_offsets overlapping ({victim!r} moved to [0, {_nbytes(moved[victim])}), "
+                    f"over {host!r} at [0, {_nbytes(moved[host])}))", _join(moved, cut)))
+    out.append((f"{len(TRAILING)} bytes after the last tensor's data", data + TRAILING))
     return out
 
 
@@ -131,4 +200,5 @@ SAFETENSORS = Route(
     carries=frozenset({"module", "tensor", "checkpoint"}), byte_stable=False,
     python_form=SafetensorsForm, write_state_dict=write_state_dict, python_unavailable=UNAVAILABLE,
     checkpoint_names=CHECKPOINT_NAMES,
-    dtypes=frozenset(str(d).removeprefix("torch.") for d in DTYPES))
+    dtypes=frozenset(str(d).removeprefix("torch.") for d in DTYPES),
+    damaged_forms_of=damaged_forms)

@@ -189,6 +189,23 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     ("TorchSharp.PyBridge/PyTorchUnpickler.cs", 38, 41): ("byte[] signature = new byte[4];",
                                                           "if (signature[0] != 0x50",
                                                           "saved using the old PyTorch format"),
+    (PYB + "Safetensors.cs", 17, 47): ("public static Dictionary<string, torch.Tensor> LoadStateDict(Stream stream",
+                                       "foreach (var kvp in index) {", "return ret;"),
+    (PYB + "Safetensors.cs", 32, 34): ("long length = kvp.Value.Offsets[1] - kvp.Value.Offsets[0];",
+                                       "if (length != tensor.ElementSize * tensor.NumberOfElements)",
+                                       "mismatched # of elements"),
+    (PYB + "Safetensors.cs", 32, 36): ("long length = kvp.Value.Offsets[1] - kvp.Value.Offsets[0];",
+                                       "stream.Position = offset + kvp.Value.Offsets[0];"),
+    (PYB + "Safetensors.cs", 36, 36): ("stream.Position = offset + kvp.Value.Offsets[0];",),
+    (PYB + "PyBridgeModuleExtensions.cs", 274, 274):
+        ("var loadedStateDict = Safetensors.LoadStateDict(stream, leaveOpen, curStateDict.Keys.ToList());",),
+    (PYB + "PyBridgeModuleExtensions.cs", 170, 170): ("skip ??= Array.Empty<string>();",),
+    (PYB + "PyBridgeModuleExtensions.cs", 311, 311):
+        ("public static Module load_checkpoint(this Module module, string path, string? checkpointName = null, "
+         "bool strict = true, IList<string>? skip = null",),
+    (PYB + "PyBridgeModuleExtensions.cs", 372, 376):
+        ("skip ??= new List<string>();", "foreach (var badKey in weightMap.Keys.Except(curStateDict.Keys))",
+         "skip.Add(badKey);", "weightMap.Remove(badKey);"),
 }
 
 FILE = r"(?P<file>[\w./-]+\.(?:cs|cpp|h|py))"

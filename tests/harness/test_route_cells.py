@@ -4,6 +4,7 @@ passes on the pth route with a faithful fake, and each named fault turns its che
 the road named where the road is at fault."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from harness.cases import load_catalogue
 from harness.codecs import load_codec
 from harness.drivers.pytorch import PyTorchDriver
 from harness.plan import Cell
+from harness.routes import ROUTES
 from harness.runner import CellRunner
 
 from .fake_drivers import FakeTorchSharp
@@ -79,6 +81,16 @@ def test_every_damaged_dat_file_is_refused_by_a_faithful_fake(tmp_path):
     assert result.outcome == "pass", result.reason
     assert len(result.details["damaged"]) == 8  # five cuts, garbled bytes, empty, another form
     assert all(v.startswith("refused: ") for v in result.details["damaged"].values())
+
+
+def test_the_routes_own_damaged_forms_are_loaded_last_and_judged_like_the_others(tmp_path, monkeypatch):
+    # a route declaring one form of its own: the undamaged file, which a faithful loader takes
+    monkeypatch.setitem(ROUTES, "pth", replace(ROUTES["pth"], damaged_forms_of=lambda data: [("as is", data)]))
+    result = run(tmp_path, "lenet1", "damaged_load", "pth")
+    assert list(result.details["damaged"])[-2:] == ["the same state as a safetensors file", "as is"]
+    assert result.outcome == "fail"
+    assert result.reason == "TorchSharp did not refuse every damaged file: as is: loaded without an error"
+    assert result.details["damaged"]["as is"] == "loaded, same values as the undamaged file"
 
 
 def test_a_crash_on_a_damaged_file_is_isolated_and_fails(tmp_path):

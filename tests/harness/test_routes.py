@@ -23,7 +23,7 @@ from harness.routes import DAT, PTH, ROUTES, SAFETENSORS
 from harness.routes.binding import bound_route, bound_variant
 from harness.routes.checkpoint import split_shards, write_checkpoint
 from harness.routes.pth import VARIANTS, TorchSaveForm
-from harness.routes.safetensors import decode, encode
+from harness.routes.safetensors import TRAILING, decode, encode
 
 EDGE = {"w": torch.tensor([[-0.0, float("nan"), float("inf")], [1e-45, -1.5, 3.0]]),
         "h": torch.tensor([65504.0, -0.0], dtype=torch.float16),
@@ -137,6 +137,72 @@ def test_the_harness_safetensors_writer_round_trips_edge_values() -> None:
     assert _digests(decode(encode(EDGE))) == _digests(EDGE)
     with pytest.raises(ValueError, match="no dtype for 'c'"):
         encode({"c": torch.zeros(1, dtype=torch.complex64)})
+
+
+def _parts(data: bytes) -> tuple[int, dict, bytes]:
+    """A safetensors file's header length, header and data, read as the format says."""
+    (n,) = struct.unpack_from("<Q", data)
+    return n, json.loads(data[8:8 + n]), data[8 + n:]
+
+
+# a valid file as safetensors writes it: metadata, an empty tensor, and the smallest (8 bytes) not first
+DAMAGEABLE = {"w": torch.arange(12, dtype=torch.float32).reshape(4, 3), "e": torch.zeros(0, 2),
+              "n": torch.tensor(7, dtype=torch.int64), "b": torch.arange(12, 16, dtype=torch.float32)}
+
+
+def test_safetensors_overlapping_form_points_the_smallest_tensor_into_another_and_nothing_else() -> None:
+    valid = encode(DAMAGEABLE, {"format": "pt"})
+    forms = dict(SAFETENSORS.damaged_forms(valid))
+    what = "two tensors' data_offsets overlapping ('n' moved to [0, 8), over 'w' at [0, 48))"
+    assert list(forms) == [what, "8 bytes after the last tensor's data"]
+    n, header, body = _parts(forms[what])
+    _, before, _ = _parts(valid)
+    assert n % 8 == 0 and len(forms[what]) == 8 + n + len(body)           # the length field is right
+    assert header["__metadata__"] == {"format": "pt"} and list(header) == list(before)
+    assert all(header[k]["dtype"] == before[k]["dtype"] and header[k]["shape"] == before[k]["shape"]
+               for k in DAMAGEABLE)
+    sizes = {k: e["data_offsets"][1] - e["data_offsets"][0] for k, e in header.items() if k != "__metadata__"}
+    assert sizes == {"w": 48, "e": 0, "n": 8, "b": 16}                      # every entry keeps its byte length
+    assert header["n"]["data_offsets"] == [0, 8] and header["w"]["data_offsets"] == [0, 48]   # the overlap
+    ranges = sorted(e["data_offsets"] for k, e in header.items() if k not in ("__metadata__", "n"))
+    assert ranges == [[0, 48], [48, 48], [48, 64]] and len(body) == 64    # the others still tile the data exactly
+    got = decode(forms[what])
+    assert _digests({k: got[k] for k in ("w", "e", "b")}) == _digests({k: DAMAGEABLE[k] for k in ("w", "e", "b")})
+    assert got["n"].item() == torch.tensor([0.0, 1.0]).view(torch.int64).item()   # read from w's bytes
+
+
+def test_the_tensor_moved_is_one_that_then_reads_other_bytes_than_its_own() -> None:
+    # 'a' and 'b' hold the same value: either moved onto the other would read its own bytes again
+    # (a loader following the offsets would look right); 'w', as small, reads a's bytes instead
+    same = {"a": torch.tensor([5]), "b": torch.tensor([5]), "w": torch.tensor([1.5, 2.5])}
+    (what, damaged), _ = SAFETENSORS.damaged_forms(encode(same))
+    assert what == "two tensors' data_offsets overlapping ('w' moved to [0, 8), over 'a' at [0, 8))"
+    assert _parts(damaged)[1] == {"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]},
+                                  "b": {"dtype": "I64", "shape": [1], "data_offsets": [8, 16]},
+                                  "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+    # none differs: the smallest is moved all the same (the file is just as invalid)
+    twins = {"a": torch.tensor([5]), "b": torch.tensor([5])}
+    assert SAFETENSORS.damaged_forms(encode(twins))[0][0] == \
+        "two tensors' data_offsets overlapping ('a' moved to [0, 8), over 'b' at [0, 8))"
+
+
+def test_safetensors_trailing_form_is_the_valid_file_and_8_more_bytes() -> None:
+    valid = encode(DAMAGEABLE)
+    trailing = dict(SAFETENSORS.damaged_forms(valid))["8 bytes after the last tensor's data"]
+    assert trailing[:len(valid)] == valid and trailing[len(valid):] == TRAILING and len(TRAILING) == 8
+    _, header, body = _parts(trailing)
+    assert max(e["data_offsets"][1] for e in header.values()) == len(body) - 8
+
+
+def test_a_safetensors_file_of_one_tensor_has_no_overlapping_form() -> None:
+    one = encode({"w": torch.ones(3), "e": torch.zeros(0)})
+    assert [w for w, _ in SAFETENSORS.damaged_forms(one)] == ["8 bytes after the last tensor's data"]
+
+
+def test_the_dat_and_pth_routes_declare_no_damaged_forms_of_their_own() -> None:
+    valid = encode(DAMAGEABLE)
+    assert DAT.damaged_forms_of is None and PTH.damaged_forms_of is None
+    assert DAT.damaged_forms(valid) == [] and PTH.damaged_forms(valid) == []
 
 
 def test_safetensors_is_unavailable_on_this_python_when_the_package_is_missing() -> None:
