@@ -27,7 +27,7 @@ from harness.evidence import ReproSpec
 from harness.expectations import ExpectedFailures
 from harness.paths import ROOT
 from harness.merge import MergeError, merge_runs
-from harness.plan import Cell, job_of_cells, make_cells, parse_shard, plan_fingerprint, shard_of
+from harness.plan import Cell, job_of_cells, make_cells, memory_heavy, parse_shard, plan_fingerprint, shard_of
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
 from harness.report.history import HISTORY_NAME, append_history
@@ -220,8 +220,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # the room for large-tensor cells, measured once here, before any job holds memory; how
         # many jobs may hold them (all of them when they will not run: they are skips)
         has_large = any("large" in c.features for c in cases)
+        heavy = any(memory_heavy(c) for c in cases if "large" not in c.features)
         args.large_room = (large_cell_obstacle(out / "cells") or "") if has_large else None
-        args.large_jobs = memory.large_jobs(jobs) if has_large and not args.large_room else jobs
+        args.large_jobs = memory.large_jobs(jobs) if (has_large and not args.large_room) or heavy else jobs
         return run_jobs(args, jobs, run_id, out)
     pythons = start_pytorch(args.pytorch, codec, args.codec, out / "work")
     drivers = args.driver or ["csharp", "pythonnet"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from harness.cases import Case, ModelCase
 from harness.checks import REGISTRY, kinds_of
-from harness.zoo import PARAMETERS_M, cell_seconds
+from harness.zoo import FULL_FEATURE, PARAMETERS_M, cell_seconds
 
 DEVICES = ("cpu", "cuda")
 
@@ -78,6 +78,22 @@ SMALL_CELL_S = 0.03
 LARGE_CELL_S = 12.0
 
 
+# --zoo full's models of this many million parameters and more (alexnet, resnet152, resnext101,
+# wide_resnet, vgg) hold many GiB in one job: a continued AdamW over vgg19_bn keeps its
+# parameters, moments and float64 reference several times over (two such jobs at once were
+# killed for memory on the 24 GiB machine, 2026-12-05). They go where the large cells go.
+HEAVY_ZOO_M = 50.0
+
+
+def memory_heavy(case: Case) -> bool:
+    """A case whose cells may hold many GiB at once: the large-tensor cases and --zoo full's
+    big models. --jobs keeps them to as many jobs as memory carries (harness/memory.py)."""
+    if "large" in case.features:
+        return True
+    return FULL_FEATURE in case.features and any(
+        PARAMETERS_M.get(f[len("zoo-"):], 0.0) >= HEAVY_ZOO_M for f in case.features if f.startswith("zoo-"))
+
+
 def estimated_seconds(cell: Cell) -> float:
     features = cell.case.features
     if "large" in features:
@@ -91,19 +107,20 @@ def estimated_seconds(cell: Cell) -> float:
 def job_of_cells(cells: Sequence[Cell], jobs: int, large_jobs: int,
                  runs: Callable[[Cell], bool] | None = None) -> list[int]:
     """The job (0-based) of each cell of a whole plan run as ``jobs`` parallel jobs on one
-    machine (``--jobs``), ``large_jobs`` of which may hold large-tensor cells (as many as the
-    machine's memory carries at once: harness/memory.py). Each cell goes to the job with the
-    least estimated work so far (``estimated_seconds``; a cell that ``runs`` says will be skipped
-    weighs nothing): first the large cells, over jobs 0..large_jobs-1, then the others in plan
+    machine (``--jobs``), ``large_jobs`` of which may hold large-tensor cells and the other
+    ``memory_heavy`` ones (as many as the machine's memory carries at once: harness/memory.py).
+    Each cell goes to the job with the least estimated work so far (``estimated_seconds``; a
+    cell that ``runs`` says will be skipped weighs nothing): first the heavy cells, over jobs
+    0..large_jobs-1, then the others in plan
     order over every job, so a job that holds the large cells takes small ones too once the
     others have caught up with it (the model zoo's cells alone outweigh the large ones)."""
     if not 1 <= large_jobs <= jobs:
         raise ValueError(f"large_jobs must be between 1 and jobs ({jobs}), not {large_jobs}")
     load = [0.0] * jobs
     out = [0] * len(cells)
-    large = [i for i, c in enumerate(cells) if "large" in c.case.features]
+    large = [i for i, c in enumerate(cells) if memory_heavy(c.case)]
     for pool, indices in ((range(large_jobs), large),
-                          (range(jobs), [i for i, c in enumerate(cells) if "large" not in c.case.features])):
+                          (range(jobs), [i for i, c in enumerate(cells) if not memory_heavy(c.case)])):
         for i in indices:
             job = min(pool, key=lambda k: (load[k], k))
             out[i] = job
