@@ -83,6 +83,9 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("bf16-avx512-conv",
             "bfloat16 convolution gives wrong sums on an AMD EPYC with avx512_bf16 (LibTorch 2.10, PyTorch 2.6)",
             script="bf16_conv.py", pytorch=("2.6", "host"), needs_avx512=True),
+    Finding("f32-avx512-conv",
+            "float32 3x3 convolution gives wrong sums on this AVX-512 VM for batch >= 2 and 17-31, 33-47, ... channels "
+            "(LibTorch 2.10, PyTorch 2.6)", script="f32_conv.py", pytorch=("2.6", "host"), needs_avx512=True),
     Finding("nadam-pytorch113-mu-product", "PyTorch 1.13's default NAdam multiplies mu into mu_product twice",
             dotnet=False, script="nadam_mu_product.py", pytorch=("host", "2.6")),
     Finding("pytorch-float32-optimizer-scalars",

@@ -98,6 +98,10 @@ def require_scale(reference: Any, details: dict[str, Any]) -> None:
     scale = float(reference.detach().abs().max()) if reference.numel() else 0.0
     details["zoo_output_scale"] = scale
     details["zoo_min_output_scale"] = MIN_OUTPUT_SCALE
+    if scale != scale:
+        raise DegenerateState("degenerate zoo state: output scale nan: the float64 reference output is NaN, so "
+                              "the trained state holds or makes non-finite values (the side that trained it "
+                              "produced them)")
     if not scale >= MIN_OUTPUT_SCALE:
         raise DegenerateState(f"degenerate zoo state: output scale {scale:.3g} is below {MIN_OUTPUT_SCALE:g} "
                               "(the cell would check nothing; train the case longer: harness/zoo_cases.py)")

@@ -50,6 +50,7 @@ public static class Program
         ["tensor-load-int-max-elements"] = ("static Tensor.Load refuses more than int.MaxValue elements", TensorLoadIntMaxElements.Run),
         ["module-save-load-non-contiguous"] = ("Module.save/load throw on a non-contiguous state tensor", ModuleSaveLoadNonContiguous.Run),
         ["bf16-avx512-conv"] = ("bfloat16 convolution is wrong on AVX-512 CPUs (oneDNN)", Bf16Avx512Conv.Run),
+        ["f32-avx512-conv"] = ("float32 3x3 convolution is wrong on this AVX-512 CPU for 17-31, 33-47, ... channels, batch >= 2 (oneDNN)", F32Avx512Conv.Run),
 #if PYBRIDGE
         ["pybridge-save-keeps-old-tail"] = ("PyBridge's PickleStateDict/Safetensors.SaveStateDict keep an older file's tail", PyBridgeSaveKeepsOldTail.Run),
         ["pybridge-legacy-format-refused"] = ("PyBridge refuses torch.save's legacy (non-zip) format", PyBridgeLegacyFormatRefused.Run),
@@ -63,6 +64,7 @@ public static class Program
         ["torchvision-inception-aux-never-run"] = ("TorchVision's inception_v3 builds AuxLogits but never runs it", TorchVisionZoo.InceptionAuxNeverRun),
         ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
         ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),
+        ["child-f32-conv"] = ("(child process of f32-avx512-conv)", F32Avx512Conv.Child),
     };
 
     public static int Main(string[] args)
