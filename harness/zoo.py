@@ -13,6 +13,7 @@ other cases (their feature ``zoo-full``), ``--zoo none`` drops the zoo.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,15 +94,30 @@ class DegenerateState(Exception):
         return Verdict("error", str(self))
 
 
-def require_scale(reference: Any, details: dict[str, Any]) -> None:
-    """Record the float64 reference output's scale; below MIN_OUTPUT_SCALE raise DegenerateState."""
+def nonfinite_entries(state: Mapping[str, Any]) -> list[str]:
+    """The names of ``state``'s floating entries that hold a NaN or an infinity, in order."""
+    import torch
+    return [name for name, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def require_scale(reference: Any, details: dict[str, Any], state: Mapping[str, Any] | None = None) -> None:
+    """Record the float64 reference output's scale; a non-finite one, or one below
+    MIN_OUTPUT_SCALE, raises DegenerateState. ``state``: the state the reference ran (named in
+    the reason when the output is not finite)."""
     scale = float(reference.detach().abs().max()) if reference.numel() else 0.0
     details["zoo_output_scale"] = scale
     details["zoo_min_output_scale"] = MIN_OUTPUT_SCALE
-    if scale != scale:
-        raise DegenerateState("degenerate zoo state: output scale nan: the float64 reference output is NaN, so "
-                              "the trained state holds or makes non-finite values (the side that trained it "
-                              "produced them)")
+    if not math.isfinite(scale):
+        what = "NaN" if scale != scale else "infinite"
+        cause = "so the trained state holds or makes non-finite values"
+        if state is not None:
+            bad = nonfinite_entries(state)
+            details["zoo_nonfinite_state"] = bad
+            cause = (f"and the trained state holds non-finite values (first: {bad[0]}; {len(bad)} of {len(state)} "
+                     "entries)" if bad else "though every entry of the trained state is finite")
+        raise DegenerateState(f"degenerate zoo state: output scale {scale:.3g}: the float64 reference output is "
+                              f"{what}, {cause}")
     if not scale >= MIN_OUTPUT_SCALE:
         raise DegenerateState(f"degenerate zoo state: output scale {scale:.3g} is below {MIN_OUTPUT_SCALE:g} "
                               "(the cell would check nothing; train the case longer: harness/zoo_cases.py)")

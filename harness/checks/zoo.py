@@ -156,8 +156,9 @@ def zoo_train_forward(ctx: Context) -> None:
     py_to_ts(ctx, compare=False)
     ctx.py.snapshot(ctx.d / "start_state.dat", None)
     x = forward_input(case)
-    ref_out, ref_state = _train_reference(case, trusted_codec.read_state_dict(ctx.d / "start_state.dat"), x)
-    require_scale(ref_out, ctx.details)
+    start = trusted_codec.read_state_dict(ctx.d / "start_state.dat")
+    ref_out, ref_state = _train_reference(case, start, x)
+    require_scale(ref_out, ctx.details, start)  # a NaN output names the state's first non-finite entry
     problem = train_mode_problem(ctx.py.train_forward(x), ctx.ts.train_forward(x), ref_out, "train-mode output",
                                  ctx.details)
     if problem:
