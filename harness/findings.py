@@ -57,6 +57,9 @@ class Finding:
     pytorch: tuple[str, ...] = ()
     # True when the defect shows on an AVX-512 CPU only (NOT-APPLICABLE elsewhere)
     needs_avx512: bool = False
+    # True when the defect shows only on an AMD CPU whose CPUID cache leaf 0x8000001D is all
+    # zero, with AVX2 (harness/machine.py amd_cache_leaf_zero; NOT-APPLICABLE elsewhere)
+    needs_amd_cache_leaf_zero: bool = False
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -91,6 +94,11 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("pybridge-save-py-view-offset",
             "TorchSharp.PyBridge's save_py writes a view with a storage offset that torch.load cannot rebuild",
             script="pybridge_saved_view.py", pytorch=("host", "2.6")),
+    # onednn-conv-backward-sigfpe: a crash, machine-dependent (own block: merges stay clean)
+    Finding("onednn-conv-backward-sigfpe",
+            "a strided 1x1 convolution's backward dies of SIGFPE on an AMD CPU with an all-zero CPUID cache leaf "
+            "(oneDNN 3.7 in LibTorch 2.10 and PyTorch 2.6)",
+            script="conv_backward_sigfpe.py", pytorch=("2.6", "host"), needs_amd_cache_leaf_zero=True),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 
