@@ -5,7 +5,9 @@ On the release the findings were made on (TorchSharp 0.107.0) every TorchSharp r
 say REPRODUCED; on another version a FIXED verdict is reported as a skip saying "FIXED",
 never as a failure and never as a pass. bf16-avx512-conv can only show on a CPU with
 AVX-512: this test reads /proc/cpuinfo itself and requires NOT-APPLICABLE (reported as a skip
-that names the CPU flags) exactly where the CPU lacks it.
+that names the CPU flags) exactly where the CPU lacks it. onednn-conv-backward-sigfpe can only
+show on an AMD CPU whose CPUID cache leaf 0x8000001D is all zero, with AVX2: likewise, read
+here by harness/machine.py's CPUID.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 from harness import findings as F
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.torchsharp import DEFAULT_VERSION
+from harness.machine import amd_cache_leaf_zero
 
 FOUND_ON = "0.107.0"  # the TorchSharp release every finding was confirmed on
 HOST_IS_113 = torch.__version__.startswith("1.13")
@@ -45,6 +48,10 @@ def _expected(f: F.Finding, part: str) -> str:
     avx512 = F.has_avx512_core(F.cpu_flags())
     if f.needs_avx512 and not avx512:
         return F.NOT_APPLICABLE
+    if f.needs_amd_cache_leaf_zero and not (amd_cache_leaf_zero() and "avx2" in F.cpu_flags()):
+        return F.NOT_APPLICABLE
+    if f.slug == "onednn-conv-backward-sigfpe" and part == "PyTorch host":
+        return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's oneDNN does not crash
     if f.slug == "bf16-avx512-conv" and part == "PyTorch host":
         return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's bf16 conv is right
     if f.slug == "nadam-pytorch113-mu-product" and part == "PyTorch 2.6":
