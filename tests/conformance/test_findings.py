@@ -43,6 +43,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("finding_part", items, ids=[f"{s}[{p}]" for s, p in items])
 
 
+# oneDNN findings whose host part is the control: PyTorch 1.13's oneDNN (v2.6) is right there
+HOST_113_CONTROLS = ("bf16-avx512-conv", "f32-avx512-conv", "onednn-conv-backward-sigfpe")
+
+
 def _expected(f: F.Finding, part: str) -> str:
     """The verdict this machine must give for ``part`` of ``f``."""
     avx512 = F.has_avx512_core(F.cpu_flags())
@@ -50,10 +54,8 @@ def _expected(f: F.Finding, part: str) -> str:
         return F.NOT_APPLICABLE
     if f.needs_amd_cache_leaf_zero and not (amd_cache_leaf_zero() and "avx2" in F.cpu_flags()):
         return F.NOT_APPLICABLE
-    if f.slug == "onednn-conv-backward-sigfpe" and part == "PyTorch host":
-        return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's oneDNN does not crash
-    if f.slug == "bf16-avx512-conv" and part == "PyTorch host":
-        return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's bf16 conv is right
+    if f.slug in HOST_113_CONTROLS and part == "PyTorch host":
+        return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's oneDNN is right
     if f.slug == "nadam-pytorch113-mu-product" and part == "PyTorch 2.6":
         return F.FIXED                                      # fixed upstream by pytorch/pytorch#92699
     return F.REPRODUCED
