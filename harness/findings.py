@@ -60,6 +60,9 @@ class Finding:
     # Why no matrix cell shows it ("" for a finding that explains expected failures: every other
     # finding is linked by an entry of cases/expected_failures/, tests/conformance/test_findings.py)
     no_cell: str = ""
+    # True when the defect shows only on an AMD CPU whose CPUID cache leaf 0x8000001D is all
+    # zero, with AVX2 (harness/machine.py amd_cache_leaf_zero; NOT-APPLICABLE elsewhere)
+    needs_amd_cache_leaf_zero: bool = False
 
 
 FINDINGS: tuple[Finding, ...] = (
@@ -108,6 +111,11 @@ FINDINGS: tuple[Finding, ...] = (
             no_cell="both TorchSharp drivers hand load_checkpoint a fresh List<string> on every load (nothing sees "
                     "it grow, nothing passes an array), and the checkpoint checks load strictly, with no key the "
                     "module lacks"),
+    # onednn-conv-backward-sigfpe: a crash, machine-dependent (own block: merges stay clean)
+    Finding("onednn-conv-backward-sigfpe",
+            "a strided 1x1 convolution's backward dies of SIGFPE on an AMD CPU with an all-zero CPUID cache leaf "
+            "(oneDNN 3.7 in LibTorch 2.10 and PyTorch 2.6)",
+            script="conv_backward_sigfpe.py", pytorch=("2.6", "host"), needs_amd_cache_leaf_zero=True),
 )
 BY_SLUG = {f.slug: f for f in FINDINGS}
 

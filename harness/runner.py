@@ -137,6 +137,15 @@ class CellRunner:
         return result
 
     def _restart(self, version: str) -> None:
+        # the side that crashed may be either: a PyTorch worker process (PyTorch 2.6) dies too
+        # (docs/findings/onednn-conv-backward-sigfpe.md), and left dead it would turn every later
+        # cell of the run into "worker is not running"; alive, ensure_alive does nothing
+        py = self.py
+        if isinstance(py, Driver):
+            try:
+                py.ensure_alive()
+            except Exception as exc:  # a PyTorch that cannot come back: its later cells are unavailable
+                self.py = exc
         ts = self.ts.get(version)
         if not isinstance(ts, Driver):
             return

@@ -65,6 +65,9 @@ public static class Program
         ["child-jit-load"] = ("(child process of jit-load-aborts-on-errorreport)", JitLoadAbortsOnErrorReport.Child),
         ["child-bf16-conv"] = ("(child process of bf16-avx512-conv)", Bf16Avx512Conv.Child),
         ["child-f32-conv"] = ("(child process of f32-avx512-conv)", F32Avx512Conv.Child),
+        // onednn-conv-backward-sigfpe (own lines: merges stay clean)
+        ["onednn-conv-backward-sigfpe"] = ("a strided 1x1 convolution's backward dies of SIGFPE (oneDNN, AMD CPU with an all-zero cache leaf)", OneDnnConvBackwardSigfpe.Run),
+        ["child-conv-backward-sigfpe"] = ("(child process of onednn-conv-backward-sigfpe)", OneDnnConvBackwardSigfpe.Child),
     };
 
     public static int Main(string[] args)

@@ -7,7 +7,9 @@ never as a failure and never as a pass. bf16-avx512-conv can only show on a CPU 
 AVX-512: this test reads /proc/cpuinfo itself and requires NOT-APPLICABLE (reported as a skip
 that names the CPU flags) exactly where the CPU lacks it; so does f32-avx512-conv (whose oneDNN
 AVX2 path was seen wrong too, with the cap: a CPU without AVX-512 that reproduces it fails here,
-and the report's scope must then widen).
+and the report's scope must then widen). onednn-conv-backward-sigfpe can only
+show on an AMD CPU whose CPUID cache leaf 0x8000001D is all zero, with AVX2: likewise, read
+here by harness/machine.py's CPUID.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch
 from harness import findings as F
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.torchsharp import DEFAULT_VERSION
+from harness.machine import amd_cache_leaf_zero
 
 FOUND_ON = "0.107.0"  # the TorchSharp release every finding was confirmed on
 HOST_IS_113 = torch.__version__.startswith("1.13")
@@ -42,15 +45,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("finding_part", items, ids=[f"{s}[{p}]" for s, p in items])
 
 
+# oneDNN findings whose host part is the control: PyTorch 1.13's oneDNN (v2.6) is right there
+HOST_113_CONTROLS = ("bf16-avx512-conv", "f32-avx512-conv", "onednn-conv-backward-sigfpe")
+
+
 def _expected(f: F.Finding, part: str) -> str:
     """The verdict this machine must give for ``part`` of ``f``."""
     avx512 = F.has_avx512_core(F.cpu_flags())
     if f.needs_avx512 and not avx512:
         return F.NOT_APPLICABLE
-    if f.slug == "bf16-avx512-conv" and part == "PyTorch host":
-        return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's bf16 conv is right
-    if f.slug == "f32-avx512-conv" and part == "PyTorch host":
-        return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's float32 conv is right
+    if f.needs_amd_cache_leaf_zero and not (amd_cache_leaf_zero() and "avx2" in F.cpu_flags()):
+        return F.NOT_APPLICABLE
+    if f.slug in HOST_113_CONTROLS and part == "PyTorch host":
+        return F.FIXED if HOST_IS_113 else F.REPRODUCED   # control: PyTorch 1.13's oneDNN is right
     if f.slug == "nadam-pytorch113-mu-product" and part == "PyTorch 2.6":
         return F.FIXED                                      # fixed upstream by pytorch/pytorch#92699
     return F.REPRODUCED

@@ -57,6 +57,21 @@ def test_runtime_error_is_a_fail_and_crash_an_error_with_restart(tmp_path):
     assert fake.restarts == 1
 
 
+def test_a_crash_restarts_the_pytorch_worker_too(tmp_path):
+    # a PyTorch worker process (PyTorch 2.6) can die in a cell as well (SIGFPE in oneDNN:
+    # docs/findings/onednn-conv-backward-sigfpe.md); left dead, every later cell would error
+    class CountingPyTorch(PyTorchDriver):
+        restarts = 0
+
+        def ensure_alive(self) -> None:
+            self.restarts += 1
+
+    py = CountingPyTorch(load_codec("ours"))
+    fake = FakeTorchSharp("crash")
+    result = CellRunner(py, {"fake": fake}, tmp_path).run(cell("lenet1", "py2ts"))
+    assert result.outcome == "error" and (py.restarts, fake.restarts) == (1, 1)
+
+
 def test_skips_carry_reasons(tmp_path):
     r = runner_with(tmp_path, FakeTorchSharp("skip")).run(cell("lenet1", "py2ts"))
     assert (r.outcome, r.reason) == ("skip", "TorchSharp declined: fake declines")

@@ -69,6 +69,7 @@ CITED: dict[tuple[str, int, int], tuple[str, ...]] = {
     (OPT + "RAdam.cs", 182, 182): ("param.add_(t6 * lr * adaptive_lr * rect, alpha: -1.0);",),
     (OPT + "RAdam.cs", 184, 184): ("param.add_(t6, alpha: -1.0);",),
     (NAT + "THSTensorConv.cpp", 311, 311): ("Tensor THSTensor_conv2d(",),
+    (NAT + "THSTensor.cpp", 120, 123): ("void THSTensor_backward(Tensor tensor)", "tensor->backward();"),
     (NAT + "THSJIT.cpp", 4, 19): ("JITModule THSJIT_load(const char* filename", "torch::jit::load(filename", "CATCH("),
     (NAT + "THSJIT.cpp", 21, 38): ("JITModule THSJIT_load_byte_array(", "CATCH("),
     (NAT + "THSJIT.cpp", 40, 40): ("JITCompilationUnit THSJIT_compile(const char* script)",),
