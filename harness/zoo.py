@@ -125,10 +125,11 @@ def require_scale(reference: Any, details: dict[str, Any], state: Mapping[str, A
 
 def cell_seconds(arch: str, optimizer: bool) -> float:
     """Estimated seconds of one zoo cell that runs, on the reference machine (2 cores): fitted
-    to run default-4 (vgg11_bn 7.0 s a cell, resnet18 1.0, googlenet 1.4); an optimizer case's
-    cells step and snapshot both sides several times, about twice a model case's."""
-    per_model = 0.8 + 0.047 * PARAMETERS_M.get(arch, 25.0)
-    return per_model * (2.0 if optimizer else 1.0)
+    to run default-7 (a model case's cell: vgg11_bn 7.1 s, googlenet 1.7, mobilenet_v3_small 2.0,
+    resnet18 1.1; an optimizer case's cells step and snapshot both sides and the float64
+    reference three times, by parameter count: resnet18's SGD 4.8 s, mobilenet_v3_small's AdamW 2.1)."""
+    millions = PARAMETERS_M.get(arch, 25.0)
+    return 1.0 + 0.32 * millions if optimizer else 1.2 + 0.045 * millions
 
 
 def zoo_selection(cases: Sequence[Case], zoo: str, named: bool = False) -> list[Case]:

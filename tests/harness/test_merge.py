@@ -161,7 +161,7 @@ def test_the_zoo_outweighs_the_large_cells_and_skipped_cells_weigh_nothing():
     owners = job_of_cells(cells, 2, large_jobs=1)
     assert any(j == 0 for c, j in zip(cells, owners) if c in zoo)  # job 0 shares the zoo's work
     vgg = [c for c in zoo if c.case.name == "zoo_vgg11_bn"][0]
-    assert estimated_seconds(vgg) > 5 * estimated_seconds([c for c in zoo if c.case.name == "zoo_resnet18"][0])
+    assert estimated_seconds(vgg) > 4 * estimated_seconds([c for c in zoo if c.case.name == "zoo_resnet18"][0])
     # every zoo cell skipped (an unavailable TorchSharp): job 1 takes them all, weightless
     skipped = job_of_cells(cells, 2, large_jobs=1, runs=lambda c: c not in zoo)
     assert {j for c, j in zip(cells, skipped) if c in zoo} == {1}
