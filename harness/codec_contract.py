@@ -57,6 +57,13 @@ class _TrackingStream(io.BytesIO):
         self.handed_out.append(out)
         return out
 
+    def getvalue(self) -> bytes:
+        # the whole file as one immutable bytes object (CPython hands out the very object the
+        # stream was made from): tensors over it alias read-only memory as much as over read()'s
+        out = super().getvalue()
+        self.handed_out.append(out)
+        return out
+
     def spans(self) -> list[tuple[int, int]]:
         return [(int(ctypes.cast(ctypes.c_char_p(b), ctypes.c_void_p).value or 0), len(b))
                 for b in self.handed_out if b]
@@ -70,7 +77,10 @@ def _span(t: torch.Tensor) -> tuple[int, int]:
 def usable_tensors(load: Load, data: bytes) -> list[str]:
     """Problems with what ``load`` returns for a valid file's ``data`` (empty: none)."""
     problems: list[str] = []
-    stream = _TrackingStream(data)
+    # each load gets a private copy: a codec that writes through the bytes it was handed must
+    # change neither the caller's nor the next load's (PyTorch's not-writable warning comes
+    # once per process, so it cannot be relied on to stop it)
+    stream = _TrackingStream(bytes(bytearray(data)))
     with warnings.catch_warnings(record=True) as caught:  # PyTorch warns once per process
         warnings.simplefilter("always")
         first = dict(_valid_load(load, stream))
@@ -96,7 +106,7 @@ def usable_tensors(load: Load, data: bytes) -> list[str]:
             t.logical_not_()
         else:
             t.add_(1)
-    again = dict(_valid_load(load, io.BytesIO(data)))
+    again = dict(_valid_load(load, io.BytesIO(bytes(bytearray(data)))))
     for k, t in originals.items():
         other = again.get(k)
         if not isinstance(other, torch.Tensor) or not _same_bits(other, t):

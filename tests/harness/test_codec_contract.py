@@ -45,10 +45,26 @@ def test_tensors_over_the_bytes_read_are_caught_without_pytorchs_warning():
 def test_pytorchs_not_writable_warning_is_caught_where_the_bytes_were_not_read():
     def via_getvalue(stream: BinaryIO) -> Any:
         return {"all": torch.from_numpy(numpy.frombuffer(stream.getvalue(), dtype=numpy.uint8))}  # type: ignore
+    before = bytes(bytearray(DATA))
     problems = usable_tensors(via_getvalue, DATA)
     assert len(problems) == 1
+    # named by address whether or not PyTorch warns (it warns once per process)
     assert problems[0].startswith("loaded tensors alias read-only memory (the immutable bytes the file's read() "
-                                  "returned): []; PyTorch warned 'The given NumPy array is not writ")
+                                  "returned): ['all']")
+    assert DATA == before  # the caller's bytes are never written through
+
+
+def test_a_codec_writing_into_its_input_cannot_change_the_callers_bytes():
+    def scribbler(stream: BinaryIO) -> Any:
+        whole = stream.getvalue()  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            alias = torch.frombuffer(whole, dtype=torch.uint8)
+        alias.add_(1)  # writes into the immutable bytes object it was handed
+        return ours(io.BytesIO(bytes(alias.sub(1))))
+    before = bytes(bytearray(DATA))
+    usable_tensors(scribbler, DATA)
+    assert DATA == before
 
 
 def test_two_keys_sharing_memory_are_named():
@@ -98,3 +114,23 @@ def test_a_value_returned_for_a_damaged_file_is_named():
         return {}
     assert clear_errors(lenient, DATA) == [f"{what}: read without an error (returned a value for a damaged file)"
                                            for what, _ in damaged_variants(DATA)]
+
+
+def test_pytorchs_warning_alone_is_heard_in_a_fresh_process():
+    # tensors over immutable bytes the stream never handed out: only PyTorch's not-writable
+    # warning tells, and PyTorch gives it once per process, so this runs in a process of its own
+    import subprocess
+    import sys
+    code = (
+        "import io, numpy, torch\n"
+        "from harness import codec\n"
+        "from harness.codec_contract import usable_tensors\n"
+        "buf = io.BytesIO(); codec.write_state_dict(buf, {'w': torch.arange(6, dtype=torch.float32)})\n"
+        "def copied(stream):\n"
+        "    private = bytes(bytearray(stream.read()))\n"
+        "    return {'all': torch.from_numpy(numpy.frombuffer(private, dtype=numpy.uint8))}\n"
+        "print(usable_tensors(copied, buf.getvalue()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0, out.stderr
+    assert "returned): []; PyTorch warned 'The given NumPy array is not writ" in out.stdout
