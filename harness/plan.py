@@ -85,20 +85,25 @@ LARGE_CELL_S = 14.0
 HEAVY_ZOO_M = 50.0
 
 
+def zoo_arch(case: Case) -> str | None:
+    """The torchvision model a zoo case (model or optimizer) is about: its ``zoo-<arch>`` feature."""
+    return next((f[len("zoo-"):] for f in case.features if f.startswith("zoo-") and f[len("zoo-"):] in PARAMETERS_M),
+                None)
+
+
 def memory_heavy(case: Case) -> bool:
     """A case whose cells may hold many GiB at once: the large-tensor cases and --zoo full's
     big models. --jobs keeps them to as many jobs as memory carries (harness/memory.py)."""
     if "large" in case.features:
         return True
-    return FULL_FEATURE in case.features and any(
-        PARAMETERS_M.get(f[len("zoo-"):], 0.0) >= HEAVY_ZOO_M for f in case.features if f.startswith("zoo-"))
+    arch = zoo_arch(case)
+    return FULL_FEATURE in case.features and arch is not None and PARAMETERS_M[arch] >= HEAVY_ZOO_M
 
 
 def estimated_seconds(cell: Cell) -> float:
-    features = cell.case.features
-    if "large" in features:
+    if "large" in cell.case.features:
         return LARGE_CELL_S
-    arch = next((f[len("zoo-"):] for f in features if f.startswith("zoo-") and f[len("zoo-"):] in PARAMETERS_M), None)
+    arch = zoo_arch(cell.case)
     if arch is not None:
         return cell_seconds(arch, optimizer=not isinstance(cell.case, ModelCase))
     return SMALL_CELL_S
