@@ -25,20 +25,21 @@ from harness.drivers.base import Digest
 from harness.zoo import require_scale
 
 
-def reference_output(ctx: Context, x: torch.Tensor) -> torch.Tensor:
-    """The float64 reference for ``x`` from the state PyTorch holds."""
+def reference_output(ctx: Context, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The float64 reference for ``x`` from the state PyTorch holds, and that state."""
     assert isinstance(ctx.cell.case, ModelCase)  # only model cases get output checks
     ctx.py.snapshot(ctx.d / "reference_state.dat", None)
-    return reference.forward(ctx.cell.case, trusted_codec.read_state_dict(ctx.d / "reference_state.dat"), x)
+    state = trusted_codec.read_state_dict(ctx.d / "reference_state.dat")
+    return reference.forward(ctx.cell.case, state, x), state
 
 
 def compare_outputs(ctx: Context, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, a_name: str, b_name: str,
                     changed: list[str] | None = None) -> None:
     """``changed``: where the road changed the state ``b``'s side received (the reason then
     names the road first). A zoo cell on degenerate outputs is an error (harness/zoo.py)."""
-    ref = reference_output(ctx, x)
+    ref, state = reference_output(ctx, x)
     if "zoo" in kinds_of(ctx.cell.case):
-        require_scale(ref, ctx.details)
+        require_scale(ref, ctx.details, state)  # a NaN output names the state's first non-finite entry
     problem = bounds.compare_outputs(a, b, ref, a_name, b_name, ctx.details)
     if problem:
         raise CheckFailed(blame_road(ctx, changed or [], b_name, problem), ctx.details)

@@ -103,7 +103,10 @@ def test_googlenet_cells_on_this_cpu_uncapped(cell_runner: CellRunner, tmp_path:
         assert result.outcome == "xfail", result.reason
         prefix = "actual: train-mode output: TorchSharp is wrong: " if check == "zoo_train_forward" else \
             "actual: TorchSharp is wrong: "
-        assert prefix in result.reason
+        # The entries' other failure mode: TorchSharp's own training through the wrong
+        # convolution left NaN in the state (not in every process: CI met it once), named.
+        degenerate = "actual: degenerate zoo state: output scale nan: " in result.reason
+        assert prefix in result.reason or (degenerate and result.details["zoo_nonfinite_state"]), result.reason
         assert result.details["expected_failure"]["finding"] == "f32-avx512-conv"
         assert "torchsharp.onednn_avx512" in result.details["machine_features"]
     else:
