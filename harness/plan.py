@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from harness.cases import Case, ModelCase
 from harness.checks import REGISTRY, kinds_of
-from harness.zoo import FULL_FEATURE, PARAMETERS_M, cell_seconds
+from harness.zoo import PARAMETERS_M, cell_seconds
 
 DEVICES = ("cpu", "cuda")
 
@@ -78,10 +78,13 @@ SMALL_CELL_S = 0.03
 LARGE_CELL_S = 14.0
 
 
-# --zoo full's models of this many million parameters and more (alexnet, resnet152, resnext101,
-# wide_resnet, vgg) hold many GiB in one job: a continued AdamW over vgg19_bn keeps its
-# parameters, moments and float64 reference several times over (two such jobs at once were
-# killed for memory on the 24 GiB machine, 2026-12-05). They go where the large cells go.
+# Zoo models of this many million parameters and more (alexnet, resnet152, resnext101,
+# wide_resnet, vgg: the default subset's vgg11_bn too) hold GiB in one job: a continued AdamW
+# over vgg19_bn keeps its parameters, moments and float64 reference several times over (two
+# such jobs at once were killed for memory on the 24 GiB machine, 2026-12-05), and vgg11_bn's
+# cells beside the large-tensor cells in one job were killed too (run default-8: the job's
+# processes and the other job's held all 23 GiB). So they get jobs of their own, as few as the
+# large cells get, counted from the other end.
 HEAVY_ZOO_M = 50.0
 
 
@@ -91,13 +94,23 @@ def zoo_arch(case: Case) -> str | None:
                 None)
 
 
-def memory_heavy(case: Case) -> bool:
-    """A case whose cells may hold many GiB at once: the large-tensor cases and --zoo full's
-    big models. --jobs keeps them to as many jobs as memory carries (harness/memory.py)."""
-    if "large" in case.features:
-        return True
+def big_zoo_model(case: Case) -> bool:
+    """A zoo case whose model has at least HEAVY_ZOO_M million parameters."""
     arch = zoo_arch(case)
-    return FULL_FEATURE in case.features and arch is not None and PARAMETERS_M[arch] >= HEAVY_ZOO_M
+    return arch is not None and PARAMETERS_M[arch] >= HEAVY_ZOO_M
+
+
+def memory_heavy(case: Case) -> bool:
+    """A case whose cells may hold many GiB at once: the large-tensor cases and the zoo's big
+    models. --jobs keeps each kind to as many jobs as memory carries (harness/memory.py)."""
+    return "large" in case.features or big_zoo_model(case)
+
+
+def heavy_pool(case: Case, jobs: int, large_jobs: int) -> range:
+    """The jobs a ``memory_heavy`` case's cells may go to: large-tensor cells the first
+    ``large_jobs``, big zoo models the last ``large_jobs``, so the two kinds share a job only
+    when more than half the jobs may hold large cells."""
+    return range(large_jobs) if "large" in case.features else range(jobs - large_jobs, jobs)
 
 
 def estimated_seconds(cell: Cell) -> float:
@@ -112,25 +125,25 @@ def estimated_seconds(cell: Cell) -> float:
 def job_of_cells(cells: Sequence[Cell], jobs: int, large_jobs: int,
                  runs: Callable[[Cell], bool] | None = None) -> list[int]:
     """The job (0-based) of each cell of a whole plan run as ``jobs`` parallel jobs on one
-    machine (``--jobs``), ``large_jobs`` of which may hold large-tensor cells and the other
-    ``memory_heavy`` ones (as many as the machine's memory carries at once: harness/memory.py).
-    Each cell goes to the job with the least estimated work so far (``estimated_seconds``; a
-    cell that ``runs`` says will be skipped weighs nothing): first the heavy cells, over jobs
-    0..large_jobs-1, then the others in plan
-    order over every job, so a job that holds the large cells takes small ones too once the
-    others have caught up with it (the model zoo's cells alone outweigh the large ones)."""
+    machine (``--jobs``), ``large_jobs`` of which may hold large-tensor cells (as many as the
+    machine's memory carries at once: harness/memory.py) and as many the zoo's big models
+    (``heavy_pool`` says which). Each cell goes to the job with the least estimated work so far
+    (``estimated_seconds``; a cell that ``runs`` says will be skipped weighs nothing): first the
+    large cells, then the big zoo models, then the others in plan order over every job, so a
+    job that holds heavy cells takes small ones too once the others have caught up with it."""
     if not 1 <= large_jobs <= jobs:
         raise ValueError(f"large_jobs must be between 1 and jobs ({jobs}), not {large_jobs}")
     load = [0.0] * jobs
     out = [0] * len(cells)
-    large = [i for i, c in enumerate(cells) if memory_heavy(c.case)]
-    for pool, indices in ((range(large_jobs), large),
-                          (range(jobs), [i for i, c in enumerate(cells) if not memory_heavy(c.case)])):
-        for i in indices:
-            job = min(pool, key=lambda k: (load[k], k))
-            out[i] = job
-            if runs is None or runs(cells[i]):
-                load[job] += estimated_seconds(cells[i])
+    large = [i for i, c in enumerate(cells) if "large" in c.case.features]
+    big_zoo = [i for i, c in enumerate(cells) if memory_heavy(c.case) and "large" not in c.case.features]
+    light = [i for i, c in enumerate(cells) if not memory_heavy(c.case)]
+    for i in large + big_zoo + light:
+        pool = heavy_pool(cells[i].case, jobs, large_jobs) if memory_heavy(cells[i].case) else range(jobs)
+        job = min(pool, key=lambda k: (load[k], k))
+        out[i] = job
+        if runs is None or runs(cells[i]):
+            load[job] += estimated_seconds(cells[i])
     return out
 
 

@@ -178,15 +178,22 @@ def test_memory_bounds_the_jobs_and_the_large_jobs():
     assert memory.large_jobs(4, available=1 * gib) == 1    # a serial run needs one anyway
 
 
-def test_the_full_zoos_big_models_go_where_the_large_cells_go():
+def test_the_zoos_big_models_get_jobs_of_their_own_away_from_the_large_cells():
     from harness.plan import memory_heavy
     cat = CAT.all()
     by = {c.name: c for c in cat}
     assert memory_heavy(by["zoo_vgg19_bn"]) and memory_heavy(by["zoo_vgg19_bn_adamw"])
     assert memory_heavy(by["zoo_wide_resnet101_2"]) and memory_heavy(by["zoo_alexnet"])
-    assert not memory_heavy(by["zoo_vgg11_bn"])        # the default subset's vgg: not --zoo full's
+    assert memory_heavy(by["zoo_vgg11_bn"])            # the default subset's vgg: 133 M parameters too
     assert not memory_heavy(by["zoo_mobilenet_v2"]) and not memory_heavy(by["lenet1"])
-    cells = make_cells([by["zoo_vgg19_bn"], by["zoo_mobilenet_v2"], by["lenet1"]], "1.13.0a0", ["0.107.0"], "ours",
-                       None, ["cpu"])
+    large = [c for c in _cells() if "large" in c.case.features]
+    cells = large + make_cells([by["zoo_vgg19_bn"], by["zoo_vgg11_bn"], by["zoo_mobilenet_v2"], by["lenet1"]],
+                               "1.13.0a0", ["0.107.0"], "ours", None, ["cpu"])
     owners = job_of_cells(cells, 2, large_jobs=1)
-    assert {j for c, j in zip(cells, owners) if c.case.name == "zoo_vgg19_bn"} == {0}
+    assert {j for c, j in zip(cells, owners) if c.case.name.startswith("zoo_vgg")} == {1}
+    assert {j for c, j in zip(cells, owners) if c in large} == {0}
+    four = job_of_cells(cells, 4, large_jobs=2)
+    assert {j for c, j in zip(cells, four) if c.case.name.startswith("zoo_vgg")} == {2, 3}
+    assert {j for c, j in zip(cells, four) if c in large} == {0, 1}
+    alone = job_of_cells(cells, 1, large_jobs=1)  # one job holds everything
+    assert set(alone) == {0}
