@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import torch
 
 from harness.cases import Case, load_catalogue
 from harness.checks import CHECKS
@@ -31,7 +30,7 @@ from harness.plan import Cell, job_of_cells, make_cells, memory_heavy, parse_sha
 from harness.report import Run
 from harness.report.files import point_latest, write_reports
 from harness.report.history import HISTORY_NAME, append_history
-from harness.runner import CellRunner, large_cell_obstacle
+from harness.runner import CellRunner, large_cell_obstacle, static_obstacle
 from harness import allocator, memory
 from harness.agreement import cross_check
 from harness.drivers.pythonnet import start_pythonnet
@@ -97,13 +96,15 @@ def plan_run(args: argparse.Namespace, cases: list[Case], codec_name: str, out: 
 
 def _will_run(pythons: list[tuple[str, PythonDriver | Exception]],
               ts: dict[str, TorchSharpSide | Exception]) -> Callable[[Cell], bool]:
-    """Whether a cell will run rather than skip for an unavailable PyTorch, TorchSharp or device
-    (what --jobs weighs when it deals the plan out: harness/plan.py job_of_cells)."""
-    versions = {py.capabilities.version for _, py in pythons if isinstance(py, PythonDriver)}
-    columns = {label for label, side in ts.items() if not isinstance(side, Exception)}
-    cuda = torch.cuda.is_available()
-    return lambda cell: (cell.pytorch in versions and cell.torchsharp in columns
-                         and (cell.device == "cpu" or cuda))
+    """Whether a cell will run rather than skip for a reason known before it runs (harness/
+    runner.py static_obstacle: an unavailable PyTorch, TorchSharp or device, a route that
+    carries no such state, a check that declines the case): what --jobs weighs when it deals
+    the plan out (harness/plan.py job_of_cells)."""
+    by_version = {py.capabilities.version: py for _, py in pythons if isinstance(py, PythonDriver)}
+    return lambda cell: static_obstacle(cell, by_version.get(cell.pytorch, _NOT_HERE), ts.get(cell.torchsharp)) is None
+
+
+_NOT_HERE = LookupError("not in this run")
 
 
 def run_plan(plan: list[tuple[CellRunner, Cell]], run: Run, console: Console) -> None:

@@ -51,6 +51,27 @@ def large_cell_obstacle(workdir: Path) -> str | None:
     return None
 
 
+def static_obstacle(cell: Cell, py: PythonDriver | Exception, ts: TorchSharpSide | Exception | None) -> str | None:
+    """Why the cell cannot run with these drivers, known before it runs (None: it can; the
+    room for large cells aside). --jobs weighs such cells nothing (harness/plan.py)."""
+    if isinstance(py, Exception):
+        return f"unavailable: PyTorch {cell.pytorch}: {py}"
+    if ts is None or isinstance(ts, Exception):
+        return f"unavailable: TorchSharp {cell.torchsharp}: {ts}"
+    drivers: tuple[Driver, ...] = (py, ts)
+    for drv in drivers:
+        if cell.device not in drv.capabilities.devices:
+            return (f"device {cell.device!r} not available to {drv.capabilities.name} "
+                    f"{drv.capabilities.version} here (no CUDA device, and no CUDA build of TorchSharp is served)")
+    if isinstance(cell.case, OptimizerCase) and cell.case.optimizer_type not in ts.capabilities.optimizers:
+        return f"the TorchSharp worker cannot build optimizer {cell.case.optimizer_type}"
+    chk, route = REGISTRY[cell.check], ROUTES[cell.route]
+    dtype = cell.case.dtype if isinstance(cell.case, TensorCase) else model_case_of(cell.case).dtype
+    return chk.declined(cell.case) or chk.missing(py, ts) or route.obstacle(
+        chk.needs_of_route(cell.case), py.capabilities.features, f"PyTorch {py.capabilities.version}",
+        ts.capabilities.features, f"TorchSharp {cell.torchsharp}") or route.refuses_dtype(dtype)
+
+
 class CellRunner:
     """Runs cells against one PyTorch driver and one TorchSharp driver per version (a driver
     that could not start is its exception: its cells are "unavailable" skips)."""
@@ -81,26 +102,10 @@ class CellRunner:
 
     def _obstacle(self, cell: Cell, py: PythonDriver | Exception, ts: TorchSharpSide | Exception | None) -> str | None:
         """Why the cell cannot run with these drivers here (None: it can)."""
-        if isinstance(py, Exception):
-            return f"unavailable: PyTorch {cell.pytorch}: {py}"
-        if ts is None or isinstance(ts, Exception):
-            return f"unavailable: TorchSharp {cell.torchsharp}: {ts}"
-        drivers: tuple[Driver, ...] = (py, ts)
-        for drv in drivers:
-            if cell.device not in drv.capabilities.devices:
-                return (f"device {cell.device!r} not available to {drv.capabilities.name} "
-                        f"{drv.capabilities.version} here (no CUDA device, and no CUDA build of TorchSharp is served)")
-        if isinstance(cell.case, OptimizerCase) and cell.case.optimizer_type not in ts.capabilities.optimizers:
-            return f"the TorchSharp worker cannot build optimizer {cell.case.optimizer_type}"
-        if "large" in cell.case.features:
-            room = self._large_room()
-            if room:
-                return room
-        chk, route = REGISTRY[cell.check], ROUTES[cell.route]
-        dtype = cell.case.dtype if isinstance(cell.case, TensorCase) else model_case_of(cell.case).dtype
-        return chk.missing(py, ts) or route.obstacle(
-            chk.needs_of_route(cell.case), py.capabilities.features, f"PyTorch {py.capabilities.version}",
-            ts.capabilities.features, f"TorchSharp {cell.torchsharp}") or route.refuses_dtype(dtype)
+        obstacle = static_obstacle(cell, py, ts)
+        if obstacle is None and "large" in cell.case.features:
+            return self._large_room()
+        return obstacle
 
     def run(self, cell: Cell) -> CellResult:
         result = CellResult(id=cell.id, case=cell.case.name, check=cell.check, pytorch=cell.pytorch,

@@ -75,6 +75,13 @@ class Check:
     # route_independent: the check moves no state through a route (planned once, harness/plan.py).
     route_needs: frozenset[str] = frozenset()
     route_independent: bool = False
+    # Case features the check declines, each with the skip's reason: known before the cell runs,
+    # so --jobs weighs such cells nothing (harness/plan.py job_of_cells).
+    declines: Mapping[str, str] = field(default_factory=dict)
+
+    def declined(self, case: Case) -> str | None:
+        """Why this check declines ``case`` (None: it takes it)."""
+        return next((why for feature, why in self.declines.items() if feature in case.features), None)
 
     def needs_of_route(self, case: Case) -> frozenset[str]:
         """What a route must carry for this check on ``case``: the case kind's state, and the
@@ -96,7 +103,8 @@ REGISTRY: dict[str, Check] = {}
 
 def check(name: str, kinds: set[str], pytorch_needs: set[str] | None = None,
           torchsharp_needs: set[str] | None = None, route_needs: set[str] | None = None,
-          route_independent: bool = False) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
+          route_independent: bool = False, declines: Mapping[str, str] | None = None
+          ) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
     """Register the decorated function as the check ``name``."""
     unknown = (pytorch_needs or set()) | (torchsharp_needs or set())
     if unknown - set(NEEDS):
@@ -108,7 +116,8 @@ def check(name: str, kinds: set[str], pytorch_needs: set[str] | None = None,
         if name in REGISTRY:
             raise ValueError(f"check {name!r} registered twice")
         REGISTRY[name] = Check(name, fn, frozenset(kinds), frozenset(pytorch_needs or ()),
-                               frozenset(torchsharp_needs or ()), frozenset(route_needs or ()), route_independent)
+                               frozenset(torchsharp_needs or ()), frozenset(route_needs or ()), route_independent,
+                               dict(declines or {}))
         return fn
     return register
 

@@ -19,7 +19,7 @@ from typing import Any
 from harness.cases import ModelCase
 from harness.checks.common import make_python_state
 from harness.routes.binding import bound_variant
-from harness.checks.registry import CheckSkipped, Context, check, fail_if
+from harness.checks.registry import Context, check, fail_if
 from harness.drivers.protocol import WorkerRuntimeError
 
 # What skipfc=true leaves out, per TorchVision's constructors (AlexNet.cs:108, VGG.cs:426,
@@ -35,13 +35,13 @@ def _variant(case: ModelCase, path: str, skipfc: bool | None, classes: int) -> M
     return dataclasses.replace(case, model=spec)
 
 
-@check("zoo_weights_file", {"zoo"}, route_independent=True)
+@check("zoo_weights_file", {"zoo"}, route_independent=True,
+       declines={f"zoo-{arch}": f"TorchVision's {arch} constructor takes no weights_file"
+                 for arch in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")})
 def zoo_weights_file(ctx: Context) -> None:
     """TorchVision's constructors with weights_file (skipfc default / false, same and other num_classes)."""
     case = ctx.cell.case
     assert isinstance(case, ModelCase)
-    if str(case.model.get("arch", "")).startswith("mobilenet"):
-        raise CheckSkipped(f"TorchVision's {case.model['arch']} constructor takes no weights_file")
     make_python_state(ctx)
     path = ctx.d / "weights_file.dat"  # the form the constructors read (Module.load), whatever the route
     with bound_variant(ctx.py, "dat"):

@@ -234,3 +234,29 @@ def test_every_expected_failure_line_matches_a_cell_of_the_default_matrix():
     stale = [f"{e.source}: {p}" for e in ExpectedFailures.load(CASES_DIR / "expected_failures").entries
              for p in e.cells if not fnmatch.filter(ids, p)]
     assert not stale, stale
+
+
+def test_skips_known_before_a_cell_runs_are_the_runners_and_weigh_nothing_for_jobs(tmp_path):
+    # What --jobs weighs (matrix_run._will_run) and what the runner skips come from one place
+    # (runner.static_obstacle): a check declining a case feature, a route without such state.
+    from harness.matrix_run import _will_run
+    from harness.plan import make_cells
+    py = PyTorchDriver(load_codec("ours"))
+    fake = FakeTorchSharp()
+    version = py.capabilities.version  # a run's cells name the PyTorch by its version
+    large = next(c for c in CAT.all() if "large" in c.features and c.name.startswith("tensor_"))
+    declined = Cell(large, "tensor_overwrite", version, "fake", "cpu", "ours")
+    optimizer = next(c for c in CAT.all() if c.name == "adam_two_groups")
+    no_route = next(c for c in make_cells([optimizer], version, ["fake"], "ours", ["py2ts"], ["cpu"],
+                                          ["safetensors"]) if c.route == "safetensors")
+    runs = _will_run([("host", py)], {"fake": fake})
+    small = next(c for c in CAT.all() if c.name == "tensor_float32_vector")
+    for c, why in ((declined, "the overwrite check runs on the small tensor cases"),
+                   (no_route, "route safetensors carries no optimizer state")):
+        assert not runs(c)
+        result = runner_with(tmp_path, fake).run(c)
+        assert (result.outcome, result.reason[:len(why)]) == ("skip", why)
+    assert runs(Cell(small, "tensor_overwrite", version, "fake", "cpu", "ours"))
+    assert runs(Cell(optimizer, "py2ts", version, "fake", "cpu", "ours"))
+    assert not runs(Cell(optimizer, "py2ts", version, "gone", "cpu", "ours"))  # no such TorchSharp column
+    assert not runs(Cell(optimizer, "py2ts", "0.0", "fake", "cpu", "ours"))  # no such PyTorch
