@@ -110,7 +110,8 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="run the plan as N parallel jobs on this machine (own workers each; results as a serial "
                         "run's); default: one per CPU, bounded by memory, 1 for small plans; the large-tensor cells go "
-                        "to as many jobs as memory carries (HARNESS_LARGE_JOBS=K sets it; harness/memory.py)")
+                        "to as many jobs as memory carries (HARNESS_LARGE_JOBS=K sets it; harness/memory.py), the "
+                        "zoo's big models to as many others")
     r.add_argument("--shard", metavar="I/N", help="run only shard I of N of the plan (stable as cases are added; "
                    "large-tensor cells all in shard 1); `merge` combines the shards' reports")
     r.add_argument("--cells-dir", help=argparse.SUPPRESS)  # --jobs: where a job leaves failing cells' files

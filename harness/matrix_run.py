@@ -143,8 +143,10 @@ def run_jobs(args: argparse.Namespace, jobs: int, run_id: str, out: Path) -> int
     for k in range(1, jobs + 1):
         argv = _child_argv(args, k, jobs, run_id, out)
         procs.append(subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    print(f"running the plan as {jobs} parallel jobs (own workers each; large-tensor cells in "
-          f"{'the first' if args.large_jobs == 1 else f'{args.large_jobs} of them'}, as memory allows)", flush=True)
+    where = ("the first, the zoo's big models in the last" if args.large_jobs == 1 else
+             f"the first {args.large_jobs}, the zoo's big models in the last {args.large_jobs}")
+    print(f"running the plan as {jobs} parallel jobs (own workers each; large-tensor cells in {where}, "
+          "as memory allows)", flush=True)
 
     def relay(k: int, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -175,11 +177,13 @@ def run_jobs(args: argparse.Namespace, jobs: int, run_id: str, out: Path) -> int
     large = [c for c in run.cells if "large" in c.features and c.outcome != "skip"]
     large_s = sum(c.duration_s for c in large)
     small_s = sum(c.duration_s for c in run.cells) - large_s
-    speed = (f"{(len(run.cells) - len(large)) / small_s:.1f} cells/s of cell time without the {len(large)} "
-             f"large-tensor cells, which took {large_s:.0f} s" if small_s > 0 else
-             f"the {len(large)} large-tensor cells took {large_s:.0f} s of cell time")
+    speed = f"{(len(run.cells) - len(large)) / small_s:.1f} cells/s of cell time" if small_s > 0 else ""
+    if large:
+        speed = (f"{speed} without the {len(large)} large-tensor cells, which took {large_s:.0f} s" if speed else
+                 f"the {len(large)} large-tensor cells took {large_s:.0f} s of cell time")
+    speed = f"; {speed}" if speed else ""
     print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, {s['skip']} skipped, "
-          f"{s['error']} errors in {run.duration_s:.1f}s (the longest of {jobs} jobs; {speed})")
+          f"{s['error']} errors in {run.duration_s:.1f}s (the longest of {jobs} jobs{speed})")
     print(f"reports: {out}/matrix.md")
     return 3 if 3 in codes else (0 if run.ok else 1)
 

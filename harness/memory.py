@@ -9,7 +9,9 @@ it until it ends, because each process keeps its peak for the next large tensor.
 jobs at once (HARNESS_LARGE_JOBS=2) left 9 GiB of 23 available, but each large cell ran 1.5x
 slower beside the other (host page faults and the disk's fsyncs are shared): the default
 matrix took 302.6 s that way against 266.8 s with one large job (benchmarks/README.md), so
-LARGE_JOB_BYTES keeps this machine at one.
+LARGE_JOB_BYTES keeps this machine at one. The zoo's big models (vgg, wide ResNets: 50 M
+parameters and more) hold 4-6 GiB in a job; they go to as many jobs as the large cells, counted
+from the other end (harness/plan.py heavy_pool), since one job of both was killed for memory.
 """
 from __future__ import annotations
 
