@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 2
+VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ COMPARE_T = H + "test_compare.py " + H + "test_cells.py " + H + "test_large_buff
 CONTRACT_T = H + "test_codec_contract.py"
 NATIVE_T = H + "test_torchsharp_source.py"
 DIFF_T = H + "test_html_junit_diff.py " + H + "test_torchsharp_source.py"
+_ZOO = "tests/conformance/test_zoo.py::"  # its logic tests (no TorchSharp); its cells are not run
+STRUCT_T = (_ZOO + "test_structure_differences_names_each_one " +
+            _ZOO + "test_structure_ignores_torchsharps_parameters_before_buffers")
+TRAIN_T = _ZOO + "test_train_mode_bound_follows_pytorchs_distance"
+SCALE_T = H + "test_zoo_scale.py " + _ZOO + "test_degenerate_outputs_are_an_error"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- harness/bounds.py: computed outputs against each other and the float64 reference ---
@@ -332,4 +337,32 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("diff.columns-xpass-kept", "harness/diff.py",
        '    elif outcome == "xpass":',
        "    elif False:", DIFF_T, "a fix in a source build's column is not a fix"),
+    # --- harness/checks/zoo.py, harness/zoo.py: the model zoo's own verdicts (list version 3) ---
+    _m("zoo.structure-dtype-ignored", "harness/checks/zoo.py",
+       "        if a.dtype != b.dtype:",
+       "        if False:", STRUCT_T, "an int32 num_batches_tracked against int64 passes the structure check"),
+    _m("zoo.structure-kind-ignored", "harness/checks/zoo.py",
+       "        if (name in py_params) != (name in ts_params):",
+       "        if False:", STRUCT_T, "a buffer that TorchSharp makes a parameter passes"),
+    _m("zoo.structure-order-ignored", "harness/checks/zoo.py",
+       "        if common_py != common_ts:",
+       "        if False:", STRUCT_T, "parameters in another order pass (optimizers index them by order)"),
+    _m("zoo.train-mode-pytorch-unchecked", "harness/checks/zoo.py",
+       "    if not d_py <= TRAIN_MODE_LIMIT * scale:",
+       "    if False:", TRAIN_T, "a wrong PyTorch widens TorchSharp's bound instead of being reported"),
+    _m("zoo.train-mode-bound-by-scale", "harness/checks/zoo.py",
+       "    limit = max(floor, TRAIN_MODE_FACTOR * d_py)",
+       "    limit = max(floor, TRAIN_MODE_FACTOR * scale)", TRAIN_T,
+       "TorchSharp 5% off the reference in train mode passes"),
+    _m("zoo.degenerate-scale-passes", "harness/zoo.py",
+       "    if not scale >= MIN_OUTPUT_SCALE:",
+       "    if False:", SCALE_T, "a cell on outputs of 1e-9 checks nothing and passes"),
+    _m("zoo.nonfinite-scale-unnamed", "harness/zoo.py",
+       "    if not math.isfinite(scale):",
+       "    if False:", SCALE_T, "a NaN reference reads as a small one, the non-finite state unnamed"),
+    # --- harness/runner.py: skips known before a cell runs ---
+    _m("runner.declines-ignored", "harness/runner.py",
+       "    return chk.declined(cell.case) or chk.missing(py, ts) or route.obstacle(",
+       "    return chk.missing(py, ts) or route.obstacle(", H + "test_cells.py",
+       "a check runs on the cases it declines (and --jobs weighs them)"),
 )
