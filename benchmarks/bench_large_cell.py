@@ -2,7 +2,7 @@
 2 GiB float32 case (tensor_float32_huge_bytes), against the real C# TorchSharp worker, each
 stage timed with the page faults it took, several rounds in one process (as a matrix run
 does), under glibc's allocator and under jemalloc that keeps freed memory
-(harness/allocator.py).
+(harness/running/allocator.py).
 
     /usr/bin/python3 benchmarks/bench_large_cell.py [--rounds 3] [--allocator both|system|jemalloc]
                                                     [--case tensor_float32_huge_bytes]
@@ -28,14 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def _rounds(case_name: str, rounds: int, folder: Path) -> None:
     """The child: run the stages ``rounds`` times, one line per stage."""
     sys.path.insert(0, str(ROOT))
-    from harness import allocator, inputs
+    from harness.running import allocator
+    from harness.cases import inputs
     from harness.cases import load_catalogue
     from harness.codecs import load_codec
-    from harness.compare import same_bytes
-    from harness.digest import TensorDigest
+    from harness.verdicts.compare import same_bytes
+    from harness.verdicts.digest import TensorDigest
     from harness.drivers.pytorch import PyTorchDriver
     from harness.drivers.scratch import write_scratch_tensor
-    from harness.session import start_torchsharp
+    from harness.running.session import start_torchsharp
 
     case = next(c for c in load_catalogue().all() if c.name == case_name)
     ts = next(iter(start_torchsharp(["0.107.0"], folder / "work").values()))
@@ -93,7 +94,7 @@ def main() -> int:
         _rounds(args.case, args.rounds, folder)
         return 0
     sys.path.insert(0, str(ROOT))
-    from harness import allocator
+    from harness.running import allocator
     base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
     runs = {"system": {**base, "HARNESS_ALLOCATOR": "system"}, "jemalloc": allocator.retaining_env(base)}
     if not allocator.JEMALLOC.exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 from harness.paths import CASES_DIR, REPORTS_DIR
 
 # Kept here (not imported from the registry / plan) so that --help needs no PyTorch; a test
-# checks they equal harness.plan.DEVICES and harness.checks.CHECKS.
+# checks they equal harness.running.plan.DEVICES and harness.checks.CHECKS.
 DEVICES = ("cpu", "cuda")
 PYTORCHS = ("host", "2.6")
 # The routes (harness/routes/ ROUTES, which imports PyTorch: the CLI stays light; a test keeps them equal)
@@ -24,7 +24,7 @@ ROUTE_NAMES = ("dat", "pth", "safetensors")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.matrix_run import cmd_run as run
+    from harness.running.matrix_run import cmd_run as run
     return run(args)
 
 
@@ -44,7 +44,7 @@ def cmd_build_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from harness.diff import main_diff
+    from harness.verdicts.diff import main_diff
     if args.new is None and not args.columns:
         print("diff: NEW is needed unless --columns compares two columns of OLD (or OLD is 'last')", file=sys.stderr)
         return 2
@@ -110,8 +110,8 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="run the plan as N parallel jobs on this machine (own workers each; results as a serial "
                         "run's); default: one per CPU, bounded by memory, 1 for small plans; the large-tensor cells go "
-                        "to as many jobs as memory carries (HARNESS_LARGE_JOBS=K sets it; harness/memory.py), the "
-                        "zoo's big models to as many others")
+                        "to as many jobs as memory carries (HARNESS_LARGE_JOBS=K sets it; harness/running/memory.py), "
+                        "the zoo's big models to as many others")
     r.add_argument("--shard", metavar="I/N", help="run only shard I of N of the plan (stable as cases are added; "
                    "large-tensor cells all in shard 1); `merge` combines the shards' reports")
     r.add_argument("--cells-dir", help=argparse.SUPPRESS)  # --jobs: where a job leaves failing cells' files
@@ -119,7 +119,7 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     r.add_argument("--large-room", default=None, help=argparse.SUPPRESS)  # --jobs: "" or why large cells can't run
     r.add_argument("--quick", action="store_true", help="first contact (under a minute): a few core cases, one of "
                    "each kind, on every check and axis available, no large tensors "
-                   "(QUICK_CASES in harness/matrix_run.py)")
+                   "(QUICK_CASES in harness/running/matrix_run.py)")
     r.add_argument("--zoo", choices=("default", "full", "none"), default="default",
                    help="the model zoo (torchvision / TorchVision models, cases/zoo/): its representative subset "
                         "(default), every model both libraries build (full: vgg's ~530 MB each included), or none; "
@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_finding)
     from harness.report.readme import add_parser as add_readme_parser  # light: no PyTorch
     add_readme_parser(sub)  # `readme-matrix MATRIX.json`: harness/report/readme.py
-    from harness.findings_index import add_parser as add_findings_readme_parser  # light: no PyTorch
-    add_findings_readme_parser(sub)  # `findings-readme [--check]`: harness/findings_index.py
+    from harness.findings.index import add_parser as add_findings_readme_parser  # light: no PyTorch
+    add_findings_readme_parser(sub)  # `findings-readme [--check]`: harness/findings/index.py
     from harness.radar.main import add_parser as add_radar_parser  # light: imports no driver
     add_radar_parser(sub)  # `radar --repo PATH`: harness/radar/
     return p
@@ -190,12 +190,12 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from harness.merge import main_merge
+    from harness.running.merge import main_merge
     return main_merge([Path(p) for p in args.reports], Path(args.out))
 
 
 def cmd_finding(args: argparse.Namespace) -> int:
-    from harness.findings import main_finding
+    from harness.findings.repros import main_finding
     return main_finding(args)
 
 
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.raw_argv = raw  # --jobs starts each job with the user's own command line
     if args.command == "run" and argv is None:  # the program itself (not a call from a test): an
         # allocator is chosen before a process starts, so start again under it
-        from harness.allocator import reexec_with_jemalloc
+        from harness.running.allocator import reexec_with_jemalloc
         reexec_with_jemalloc(raw)
     if args.command in ("run", "build-worker"):
         from harness.drivers.torchsharp import DEFAULT_VERSION, default_versions

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from harness.outcomes import Verdict
+from harness.verdicts.outcomes import Verdict
 
 
 class CodecLoadError(RuntimeError):

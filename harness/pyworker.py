@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.digest import module_digest_to_json
+from harness.verdicts.digest import module_digest_to_json
 from harness.drivers.scratch import read_scratch_tensor, write_scratch_tensor
 from harness.cases import load_catalogue
 from harness.codecs import CodecFailure, load_codec

@@ -10,7 +10,7 @@ ROOTFS=${PYTORCH26_ROOT:-$PWD/build/pytorch-2.6/root}
 MARKER="$ROOTFS/.harness-ready"
 log() { printf '[setup-pytorch26] %s\n' "$*" >&2; }
 SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
-JEMALLOC=usr/lib/x86_64-linux-gnu/libjemalloc.so.2   # the run's allocator (harness/allocator.py)
+JEMALLOC=usr/lib/x86_64-linux-gnu/libjemalloc.so.2   # the run's allocator (harness/running/allocator.py)
 # Packages the root gained after it was first made (safetensors: the safetensors route;
 # torchvision: the model zoo); a root made before them gets them added here.
 EXTRAS="python3-safetensors python3-torchvision"

@@ -78,7 +78,7 @@ PIN
 
 step_python() {
   # pytest-xdist: the suite's tests in parallel (tox.ini); libjemalloc2: the matrix run's
-  # allocator, which keeps freed memory for the next large tensor (harness/allocator.py)
+  # allocator, which keeps freed memory for the next large tensor (harness/running/allocator.py)
   if [ -x "$PY" ] && "$PY" -c 'import torch, torchvision, numpy, pytest, xdist, hypothesis, mypy, flake8' 2>/dev/null \
       && command -v tox >/dev/null 2>&1 && [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ]; then
     return 0
@@ -99,7 +99,7 @@ step_chromium() {
 }
 
 step_patch() {
-  # `patch` applies --torchsharp-patch files to a copy of a TorchSharp source (harness/torchsharp_source.py).
+  # `patch` applies --torchsharp-patch files to a copy of a TorchSharp source (harness/builds/torchsharp_source.py).
   if command -v patch >/dev/null 2>&1; then return 0; fi
   log "installing Debian's patch (for --torchsharp-patch)"
   apt_update

@@ -1,6 +1,6 @@
 // The model zoo (cases/zoo/): a "TorchVision" module spec is built by TorchSharp's own
 // TorchVision package (torchvision.models.<arch>), the way a user porting a torchvision model
-// builds it; the PyTorch side builds the same name with torchvision (harness/zoo.py). Compiled
+// builds it; the PyTorch side builds the same name with torchvision (harness/cases/zoo.py). Compiled
 // only when the build pins a TorchVision version (TORCHVISION, Worker.csproj); without one a
 // zoo case is "unavailable" for this TorchSharp version.
 using TorchSharp;

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from harness import torch_build
+from harness.cases import torch_build
 from harness.cases import CORPUS_DIR, ModelCase, OptimizerCase
 from harness.checks.registry import CheckFailed, Context, fail_if
-from harness.compare import compare_modules, compare_optimizers
+from harness.verdicts.compare import compare_modules, compare_optimizers
 from harness.drivers.base import Digest, model_case_of
 
 # The forward input of the output checks comes from a generator seeded case.seed + this, so it

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import codec as trusted_codec  # reads both sides' snapshots for value-level comparison
-from harness import reference, semantics, torch_build
+from harness.verdicts import reference, semantics
+from harness.cases import torch_build
 from harness.cases import OptimizerCase
 from harness.checks.common import blame_road, py_to_ts, road_changed, ts_makes_state
 from harness.drivers.base import Digest

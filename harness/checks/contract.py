@@ -1,4 +1,4 @@
-"""The codec under test's contract on a file TorchSharp wrote (harness/codec_contract.py).
+"""The codec under test's contract on a file TorchSharp wrote (harness/verdicts/codec_contract.py).
 
 ``contract_usable``   what it reads owns writable memory, unshared, and writing into it does
                       not change the next load.

@@ -17,8 +17,8 @@ from pathlib import Path
 from harness import codec as trusted_codec  # the state, for the same state in another route's form
 from harness.checks.common import make_python_state
 from harness.checks.registry import CheckSkipped, Context, check, fail_if
-from harness.compare import compare_modules
-from harness.digest import TensorDigest
+from harness.verdicts.compare import compare_modules
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.protocol import WorkerCrash, WorkerRuntimeError, WorkerTimeout
 from harness.routes import ROUTES
 

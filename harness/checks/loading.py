@@ -12,12 +12,12 @@ from typing import Any
 import torch
 
 from harness import codec as trusted_codec
-from harness import torch_build
+from harness.cases import torch_build
 from harness.cases import ModelCase
 from harness.checks.common import make_python_state
 from harness.checks.registry import CheckSkipped, Context, check, fail_if
-from harness.compare import compare_modules, label
-from harness.digest import TensorDigest
+from harness.verdicts.compare import compare_modules, label
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.base import Driver
 
 

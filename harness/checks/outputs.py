@@ -7,22 +7,22 @@
                 outputs.
 ``jit_ts2py``   TorchSharp ``torch.jit.save``s the script it loaded; PyTorch loads and runs it.
 
-Outputs must agree with each other AND each with the float64 reference (harness/reference.py,
-harness/bounds.py), so two equally wrong sides fail too.
+Outputs must agree with each other AND each with the float64 reference (harness/verdicts/reference.py,
+harness/verdicts/bounds.py), so two equally wrong sides fail too.
 """
 from __future__ import annotations
 
 import torch
 
-from harness import bounds, reference
+from harness.verdicts import bounds, reference
 from harness import codec as trusted_codec  # snapshots of PyTorch's state for the reference
 from harness.cases import ModelCase
 from harness.checks.common import blame_road, forward_input, make_python_state, py_to_ts, road_changed
 from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if, kinds_of
-from harness.compare import compare_modules
-from harness.digest import TensorDigest
+from harness.verdicts.compare import compare_modules
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.base import Digest
-from harness.zoo import require_scale
+from harness.cases.zoo import require_scale
 
 
 def reference_output(ctx: Context, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -36,7 +36,7 @@ def reference_output(ctx: Context, x: torch.Tensor) -> tuple[torch.Tensor, dict[
 def compare_outputs(ctx: Context, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, a_name: str, b_name: str,
                     changed: list[str] | None = None) -> None:
     """``changed``: where the road changed the state ``b``'s side received (the reason then
-    names the road first). A zoo cell on degenerate outputs is an error (harness/zoo.py)."""
+    names the road first). A zoo cell on degenerate outputs is an error (harness/cases/zoo.py)."""
     ref, state = reference_output(ctx, x)
     if "zoo" in kinds_of(ctx.cell.case):
         require_scale(ref, ctx.details, state)  # a NaN output names the state's first non-finite entry

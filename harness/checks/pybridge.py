@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from harness.checks.common import make_python_state
 from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if
-from harness.compare import compare_modules
+from harness.verdicts.compare import compare_modules
 from harness.drivers.protocol import WorkerRuntimeError
 from harness.routes.binding import bound_variant
 

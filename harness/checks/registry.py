@@ -2,7 +2,7 @@
 
 A check is a function of a :class:`Context` registered with :func:`check`; it raises
 :class:`CheckFailed` or :class:`CheckSkipped` (everything else that can go wrong is the
-runner's business: harness/runner.py). Registration order is report order. Capabilities a
+runner's business: harness/running/runner.py). Registration order is report order. Capabilities a
 check needs are declared here and compared with what the drivers declare
 (``Capabilities.features``): a missing one skips the cell with its reason, never by hand in
 the check.
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cases import Case, ModelCase, OptimizerCase, TensorCase
 from harness.drivers.base import PythonDriver, TorchSharpSide
-from harness.outcomes import Verdict
+from harness.verdicts.outcomes import Verdict
 from harness.routes import DAT
 from harness.routes.base import CARRIABLE, Route
 
-if TYPE_CHECKING:  # harness.plan builds cells from this registry
-    from harness.plan import Cell
+if TYPE_CHECKING:  # harness.running.plan builds cells from this registry
+    from harness.running.plan import Cell
 
 
 class CheckFailed(Exception):
@@ -72,11 +72,11 @@ class Check:
     pytorch_needs: frozenset[str] = frozenset()
     torchsharp_needs: frozenset[str] = frozenset()
     # What the cell's route must carry beyond what the case kind needs (harness/routes/base.py);
-    # route_independent: the check moves no state through a route (planned once, harness/plan.py).
+    # route_independent: the check moves no state through a route (planned once, harness/running/plan.py).
     route_needs: frozenset[str] = frozenset()
     route_independent: bool = False
     # Case features the check declines, each with the skip's reason: known before the cell runs,
-    # so --jobs weighs such cells nothing (harness/plan.py job_of_cells).
+    # so --jobs weighs such cells nothing (harness/running/plan.py job_of_cells).
     declines: Mapping[str, str] = field(default_factory=dict)
 
     def declined(self, case: Case) -> str | None:

@@ -3,7 +3,7 @@
 ``py2ts``     PyTorch makes state (trains / steps on fixed gradients), the codec under
               test writes it, TorchSharp loads it; TorchSharp's digests of everything it
               holds equal PyTorch's (module tensors by bytes; optimizer options and state by
-              the oracle, harness/oracle.py).
+              the oracle, harness/verdicts/oracle.py).
 ``py2ts2py``  ... then TorchSharp saves, the codec reads back: every tensor's bytes equal
               the original. Whole-file byte identity is recorded as a separate fact
               (TorchSharp lists parameters before buffers, so it may legitimately differ).
@@ -16,7 +16,7 @@ from harness.cases import OptimizerCase
 from harness.checks.common import py_to_ts, ts_makes_state
 from harness.checks.registry import CheckFailed, CheckSkipped, Context, check, fail_if
 from harness.codecs import CodecFailure
-from harness.compare import compare_modules, compare_optimizers, same_bytes
+from harness.verdicts.compare import compare_modules, compare_optimizers, same_bytes
 from harness.drivers.base import model_case_of
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from harness import inputs
+from harness.cases import inputs
 from harness.cases import TensorCase
 from harness.checks.registry import CheckFailed, Context, check
 from harness.codecs import CodecFailure
-from harness.compare import same_bytes
-from harness.digest import TensorDigest
+from harness.verdicts.compare import same_bytes
+from harness.verdicts.digest import TensorDigest
 
 
 @check("tensor_py2ts", {"tensor"}, torchsharp_needs={"tensor_file"})

@@ -1,4 +1,4 @@
-"""The model zoo's own checks (cases/zoo/, harness/zoo.py); every other model and optimizer
+"""The model zoo's own checks (cases/zoo/, harness/cases/zoo.py); every other model and optimizer
 check runs on zoo cases too (py2ts, ts2py, functional, continue_*, ...).
 
 ``zoo_structure``     Both libraries build the model fresh: the state dicts must list the same
@@ -13,7 +13,7 @@ check runs on zoo cases too (py2ts, ts2py, functional, continue_*, ...).
 A zoo model case also gets ``REUSED`` (py2ts, ts2py, functional); a zoo optimizer case every
 optimizer check (continue_py2ts / continue_ts2py: SGD with momentum and AdamW continued on both
 sides). Every output comparison of a zoo cell requires an output scale of at least
-``harness.zoo.MIN_OUTPUT_SCALE``: below it the cell is an error (it would check nothing).
+``harness.cases.zoo.MIN_OUTPUT_SCALE``: below it the cell is an error (it would check nothing).
 """
 from __future__ import annotations
 
@@ -23,16 +23,16 @@ from typing import Any
 
 import torch
 
-from harness import bounds, reference
+from harness.verdicts import bounds, reference
 from harness import codec as trusted_codec  # snapshots of both sides' state
 from harness.cases import ModelCase
 from harness.checks.common import forward_input, py_to_ts, ts_makes_state
 from harness.checks.outputs import compare_outputs
 from harness.checks.registry import REGISTRY, CheckFailed, Context, check, fail_if
 from harness.codecs import CodecFailure
-from harness.digest import TensorDigest
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.pytorch_worker import PyTorchUnavailable
-from harness.zoo import require_scale
+from harness.cases.zoo import require_scale
 
 
 def structure_differences(py: Mapping[str, TensorDigest], ts: Mapping[str, TensorDigest],

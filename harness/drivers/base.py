@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from harness.cases import Case, ModelCase, OptimizerCase
-from harness.digest import TensorDigest
-from harness.machine import Machine
+from harness.verdicts.digest import TensorDigest
+from harness.running.machine import Machine
 
 # An optimizer's state as TorchSharp holds it, in docs/format.md's field names:
 # f64 values as 16-hex-digit bit strings, ints, bools, tensors as TensorDigest or None.
@@ -162,7 +162,7 @@ class PythonDriver(Driver):
     @abstractmethod
     def codec_contract(self, path: Path, which: str) -> list[str]:
         """What the codec under test's ``load_state_dict`` breaks of a contract
-        (harness/codec_contract.py; ``which``: "usable" or "damaged") on a valid file."""
+        (harness/verdicts/codec_contract.py; ``which``: "usable" or "damaged") on a valid file."""
 
     @abstractmethod
     def write_tensor_file(self, tensor: torch.Tensor, path: Path) -> None:

@@ -36,7 +36,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from harness.outcomes import Verdict
+from harness.verdicts.outcomes import Verdict
 
 PROTOCOL_VERSION = 1
 

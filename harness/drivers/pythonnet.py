@@ -28,8 +28,8 @@ from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerEr
 from harness.drivers.scratch import Scratch
 from harness.drivers.torchsharp import TorchSharpDriver, WorkerUnavailable, forms_of
 from harness.drivers.torchsharp_versions import DEFAULT_VERSION
-from harness.dotnet_build import DotnetUnavailable, build_project
-from harness.machine import probe
+from harness.builds.dotnet_build import DotnetUnavailable, build_project
+from harness.running.machine import probe
 from harness.paths import BUILD_DIR, DOTNET_DIR, ROOT
 
 HOST_PROJECT = DOTNET_DIR / "PyHost"

@@ -13,15 +13,16 @@ from typing import Any
 import numpy
 import torch
 
-from harness import codec_contract, torch_build
+from harness.verdicts import codec_contract
+from harness.cases import torch_build
 from harness.cases import Case, OptimizerCase
 from harness.codecs import CodecUnderTest
-from harness.digest import module_digest
+from harness.verdicts.digest import module_digest
 from harness import codec as trusted_codec  # snapshots only; files under test go through self.codec
-from harness.digest import TensorDigest
-from harness.machine import probe
+from harness.verdicts.digest import TensorDigest
+from harness.running.machine import probe
 from harness.drivers.base import Capabilities, Digest, PythonDriver, model_case_of
-from harness.oracle import expected_digest
+from harness.verdicts.oracle import expected_digest
 from harness.routes import ROUTES, RouteUnavailable
 from harness.routes.base import FileForm
 from harness.routes.checkpoint import write_checkpoint
@@ -82,7 +83,7 @@ class PyTorchDriver(PythonDriver):
         mc = model_case_of(case)
         self.model = torch_build.build_case_model(mc, device)
         if mc.fill == "specials":  # NaN payloads, infinities, -0.0, subnormals, extreme integers
-            from harness.inputs import fill_with_edge_values
+            from harness.cases.inputs import fill_with_edge_values
             fill_with_edge_values(self.model, mc.seed)
         self.optimizer = None
         self.scheduler = None

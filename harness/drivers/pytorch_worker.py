@@ -18,9 +18,9 @@ import torch
 
 from harness.cases import Case
 from harness.codecs import CodecFailure
-from harness.digest import TensorDigest, module_digest_from_json
-from harness.machine import Machine
-from harness.allocator import JEMALLOC
+from harness.verdicts.digest import TensorDigest, module_digest_from_json
+from harness.running.machine import Machine
+from harness.running.allocator import JEMALLOC
 from harness.paths import ROOT
 from harness.drivers.base import Capabilities, Digest, OptimizerDigest, PythonDriver
 from harness.drivers.scratch import Scratch
@@ -181,7 +181,7 @@ def chroot_pytorch(workdir: Path, codec_spec: str, codec_name: str,
         if path.is_dir():  # its sibling modules (a leb128 stand-in beside upstream's scripts) import too
             pythonpath += ":" + spec
     inner = f"cd /mnt/x && exec env PYTHONPATH={q(pythonpath)} python3 -m harness.pyworker --codec {q(spec)}"
-    # the run's allocator (harness/allocator.py) goes in only where the root has it too
+    # the run's allocator (harness/running/allocator.py) goes in only where the root has it too
     keep_alloc = (rootfs / str(JEMALLOC).lstrip("/")).exists()
     chroot = "chroot" if keep_alloc else "env -u LD_PRELOAD -u MALLOC_CONF chroot"
     script = (f"mount -t proc proc {q(r)}/proc && mount --bind {q(str(ROOT))} {q(r)}/mnt/x && {codec_mount}"

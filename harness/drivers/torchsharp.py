@@ -17,13 +17,13 @@ from typing import Any
 import torch
 
 from harness.cases import Case, OptimizerCase
-from harness.digest import TensorDigest, module_digest_from_json
-from harness.machine import probe
+from harness.verdicts.digest import TensorDigest, module_digest_from_json
+from harness.running.machine import probe
 from harness.drivers.base import Capabilities, Digest, OptimizerDigest, TorchSharpSide, model_case_of
 from harness.drivers.protocol import SubprocessTransport, WorkerClient, WorkerError
 from harness.drivers.scratch import Scratch
 from harness.drivers.torchsharp_versions import DEFAULT_VERSION as DEFAULT_VERSION  # re-exported (cli, tests)
-from harness.dotnet_build import DotnetUnavailable, build_project
+from harness.builds.dotnet_build import DotnetUnavailable, build_project
 from harness.paths import BUILD_DIR, CASES_DIR, DOTNET_DIR, ROOT
 
 WORKER_PROJECT = DOTNET_DIR / "Worker"
@@ -88,7 +88,7 @@ class TorchSharpDriver(TorchSharpSide):
                  env: Mapping[str, str] | None = None, worker: Path | None = None,
                  provenance: Mapping[str, str] | None = None):
         """``version``: a NuGet version, built with :func:`build_worker`; or, with ``worker``
-        (a ready worker folder, e.g. a source build's from harness/torchsharp_source.py), any
+        (a ready worker folder, e.g. a source build's from harness/builds/torchsharp_source.py), any
         column label such as "0.107.0+radam-fix", whose ``provenance`` replaces the default.
         ``env``: extra environment of the worker process (e.g. ONEDNN_MAX_CPU_ISA)."""
         self.version = version

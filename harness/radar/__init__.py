@@ -7,8 +7,8 @@ changes before it ships (``python3 -m harness radar``).
   classify.py  what a change touches: managed-only (built and run), src/Native (needs a
                native build), neither, or nothing
   select.py    the plan the radar runs: the --quick cases plus every finding's cells
-  execute.py   building each ref (harness/torchsharp_source.py, native guard) and running
-               its column beside the release; the diff of the two (harness/diff.py)
+  execute.py   building each ref (harness/builds/torchsharp_source.py, native guard) and running
+               its column beside the release; the diff of the two (harness/verdicts/diff.py)
   history.py   what earlier radar runs saw, so a run shows what is new
   report.py    radar.md / radar.html / radar.json, summary first
   main.py      the command

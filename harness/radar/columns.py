@@ -17,16 +17,16 @@ from harness.cases import load_catalogue
 from harness.codecs import load_codec
 from harness.drivers.base import Driver, PythonDriver
 from harness.drivers.torchsharp import TorchSharpDriver, WorkerUnavailable
-from harness.evidence import ReproSpec
-from harness.expectations import ExpectedFailures
+from harness.running.evidence import ReproSpec
+from harness.verdicts.expectations import ExpectedFailures
 from harness.radar import model as m
 from harness.radar.execute import build_and_run
 from harness.radar.select import Selection, select_cells
 from harness.report.files import write_reports
 from harness.report.model import Run
-from harness.runner import CellRunner
-from harness.session import close_all, start_pytorch
-from harness.torchsharp_source import peek_version
+from harness.running.runner import CellRunner
+from harness.running.session import close_all, start_pytorch
+from harness.builds.torchsharp_source import peek_version
 
 
 def _selection(args: argparse.Namespace) -> Selection:

@@ -2,10 +2,10 @@
 
 ``prepare`` reads the clone only (merge base, what the change touches, whether the clone
 holds every file it needs) and writes the change as a patch; ``build_and_run`` builds the
-base release with that patch through :mod:`harness.torchsharp_source` (cached by the
+base release with that patch through :mod:`harness.builds.torchsharp_source` (cached by the
 content of source and patch, so a commit seen before is not built again), applies the
 native guard, runs the plan's cells in the ref's column and compares them with the
-release column by raw outcomes (:func:`harness.diff.diff_columns`). Every failure ends in a
+release column by raw outcomes (:func:`harness.verdicts.diff.diff_columns`). Every failure ends in a
 state of the ref (harness/radar/model.py), never in an exception out of the radar.
 """
 from __future__ import annotations
@@ -22,20 +22,20 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness import native_guard
-from harness.diff import diff_columns
+from harness.builds import native_guard
+from harness.verdicts.diff import diff_columns
 from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
 from harness.drivers.torchsharp import WorkerUnavailable
-from harness.evidence import ReproSpec
-from harness.expectations import ExpectedFailures
-from harness.outcomes import CellResult
-from harness.plan import Cell
+from harness.running.evidence import ReproSpec
+from harness.verdicts.expectations import ExpectedFailures
+from harness.verdicts.outcomes import CellResult
+from harness.running.plan import Cell
 from harness.radar import classify as cls
 from harness.radar import model as m
 from harness.radar.refs import Git, RefInfo
 from harness.report.model import Run
-from harness.runner import CellRunner
-from harness.torchsharp_source import RECIPE, PatchDoesNotApply, SourceBuildError, find_root, start_source_driver
+from harness.running.runner import CellRunner
+from harness.builds.torchsharp_source import RECIPE, PatchDoesNotApply, SourceBuildError, find_root, start_source_driver
 
 # Files without which a tree is no TorchSharp source the managed build can use.
 REQUIRED_FILES = ("build/BranchInfo.props", "src/TorchSharp/TorchSharp.csproj")

@@ -26,7 +26,7 @@ STATE_TEXT = {
     NO_MERGE_BASE: "no merge base with the base release", INCOMPLETE: "checkout lacks files",
     IN_BASE: "already in the base release", CONFLICT: "does not apply onto the base release",
     BUILD_FAILED: "build failed", GUARD_FAILED: "native guard failed", UNAVAILABLE: "worker unavailable"}
-# The kinds of cell change, against the release column (harness/diff.py's RunDiff lists).
+# The kinds of cell change, against the release column (harness/verdicts/diff.py's RunDiff lists).
 CHANGE_KINDS = ("fixed", "broken", "unavailable", "reason_changed", "other")
 CHANGE_TEXT = {"fixed": "fixed", "broken": "broken", "unavailable": "newly unavailable",
                "reason_changed": "reason changed", "other": "other outcome change"}

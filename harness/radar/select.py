@@ -3,7 +3,7 @@ the cells of every finding (the cells ``cases/expected_failures/*.toml`` list wi
 ``finding``), on the CPU, without the large-tensor cases (2 GiB each: a radar of 20 refs
 must finish in minutes). ``--case`` / ``--check`` narrow or replace it.
 
-The cells come from :func:`harness.plan.make_cells`, so any axis the plan gains reaches the
+The cells come from :func:`harness.running.plan.make_cells`, so any axis the plan gains reaches the
 radar unchanged; a cell is selected by its id in the release column.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from harness.cases import Case, Catalogue
 from harness.checks import CHECKS
-from harness.expectations import ExpectedFailures
-from harness.plan import Cell, make_cells
+from harness.verdicts.expectations import ExpectedFailures
+from harness.running.plan import Cell, make_cells
 
-# The quick plan's cases (harness/matrix_run.py), kept here so this module imports no driver.
+# The quick plan's cases (harness/running/matrix_run.py), kept here so this module imports no driver.
 QUICK_CASES = ("lenet1", "linear_conv1d_bn1d", "model_bfloat16", "adam_two_groups", "radam_two_groups",
                "tensor_float32_vector", "tensor_bfloat16_vector")
 

@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
-from harness.outcomes import OUTCOMES, CellResult
+from harness.verdicts.outcomes import OUTCOMES, CellResult
 from harness.report.model import Run, check_rank
 from harness.report.zoo import COLUMNS, documented_text, zoo_rows
 from harness.report.summary import (Impl, Summary, counts_text, each_suffix, finding_of, impl_key, impl_of,

@@ -12,7 +12,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from harness.outcomes import CellResult
+from harness.verdicts.outcomes import CellResult
 from harness.report.model import Run
 from harness.report.summary import short
 

@@ -16,7 +16,7 @@ summary page (the default run's is well under 100 KB).
 """
 from __future__ import annotations
 
-from harness.outcomes import CellResult
+from harness.verdicts.outcomes import CellResult
 from harness.report.model import Run
 from harness.report.summary import Summary, counts_text, finding_of, impl_of, short, summarise_run
 from harness.report.zoo import COLUMNS, documented_text, zoo_rows

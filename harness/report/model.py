@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.outcomes import BAD_OUTCOMES, CellResult, summarise
+from harness.verdicts.outcomes import BAD_OUTCOMES, CellResult, summarise
 
 SCHEMA_VERSION = 1
 

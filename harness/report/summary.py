@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.outcomes import OUTCOMES, CellResult
+from harness.verdicts.outcomes import OUTCOMES, CellResult
 from harness.report.model import Run, check_rank
 
 Impl = tuple[str, str, str, str, str]  # pytorch, torchsharp, device, codec, route

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.report.model import Run
-from harness.outcomes import CellResult
+from harness.verdicts.outcomes import CellResult
 
 EPS32 = 2.0 ** -23
 # (column, check, whether the optimizer case's cells count instead of the model case's)

@@ -84,7 +84,7 @@ class Route:
     # A Hugging Face checkpoint folder's file names (save_pretrained's): the single file, the
     # sharded index, and the shards' pattern ({i}, {n}); None: the route has no checkpoint form.
     checkpoint_names: tuple[str, str, str] | None = None
-    # The dtypes its files can hold (harness dtype names, harness/torch_build.py DTYPES); None: all.
+    # The dtypes its files can hold (harness dtype names, harness/cases/torch_build.py DTYPES); None: all.
     dtypes: frozenset[str] | None = None
     # Damaged copies that only this route's format can express (damaged_load adds them to the
     # truncated, garbled and empty copies every route gets): (what, bytes) made from the bytes of

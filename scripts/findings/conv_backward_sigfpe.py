@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from harness.machine import amd_cache_leaf_zero, read_cpuinfo  # noqa: E402
+from harness.running.machine import amd_cache_leaf_zero, read_cpuinfo  # noqa: E402
 
 CRASHING = (512, 1024)   # (in, out) channels: crashes here
 CONTROL = (512, 768)     # not one of the special-cased channel pairs: trains here

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from harness import codec
-from harness.memory import available_bytes
+from harness.running.memory import available_bytes
 from tests.codec._util import dotnet_str, uleb
 
 # with pytest-xdist (tox.ini): on the worker that runs the large-tensor cells, never beside them

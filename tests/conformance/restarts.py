@@ -7,9 +7,9 @@ import pytest
 from harness.drivers.pythonnet import PythonnetDriver
 from harness.drivers.protocol import WorkerTimeout
 from harness.drivers.torchsharp import TorchSharpDriver
-from harness.outcomes import CellResult
-from harness.plan import Cell
-from harness.runner import CellRunner
+from harness.verdicts.outcomes import CellResult
+from harness.running.plan import Cell
+from harness.running.runner import CellRunner
 
 AnyDriver = TorchSharpDriver | PythonnetDriver
 

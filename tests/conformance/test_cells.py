@@ -1,7 +1,7 @@
 """Every catalogue cell against real TorchSharp (the worker is built and started once)."""
-from harness.plan import Cell
-from harness.runner import CellRunner
-from harness.pytest_plugin import assert_outcome
+from harness.running.plan import Cell
+from harness.running.runner import CellRunner
+from harness.running.pytest_plugin import assert_outcome
 
 
 def test_cell(cell: Cell, cell_runner: CellRunner) -> None:

@@ -7,8 +7,8 @@ import signal
 from pathlib import Path
 
 from harness.cases import load_catalogue
-from harness.plan import Cell
-from harness.runner import CellRunner
+from harness.running.plan import Cell
+from harness.running.runner import CellRunner
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
 from tests.conformance.restarts import assert_crash_cell_then_restart, assert_timeout_then_restart
 

@@ -1,4 +1,4 @@
-"""Every finding's standalone repro (docs/findings/, harness/findings.py) against the real
+"""Every finding's standalone repro (docs/findings/, harness/findings/repros.py) against the real
 TorchSharp build (``--torchsharp VERSION``, default 0.107.0) and the real PyTorch(es).
 
 On the release the findings were made on (TorchSharp 0.107.0) every TorchSharp repro must
@@ -9,7 +9,7 @@ that names the CPU flags) exactly where the CPU lacks it; so does f32-avx512-con
 AVX2 path was seen wrong too, with the cap: a CPU without AVX-512 that reproduces it fails here,
 and the report's scope must then widen). onednn-conv-backward-sigfpe can only
 show on an AMD CPU whose CPUID cache leaf 0x8000001D is all zero, with AVX2: likewise, read
-here by harness/machine.py's CPUID.
+here by harness/running/machine.py's CPUID.
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import findings as F
+from harness.findings import repros as F
 from harness.drivers.protocol import ProcessFailed
 from harness.drivers.torchsharp import DEFAULT_VERSION
-from harness.machine import amd_cache_leaf_zero
+from harness.running.machine import amd_cache_leaf_zero
 
 FOUND_ON = "0.107.0"  # the TorchSharp release every finding was confirmed on
 HOST_IS_113 = torch.__version__.startswith("1.13")
@@ -118,14 +118,14 @@ def test_every_finding_explains_some_expected_failure() -> None:
     """The link runs from cases/expected_failures/ (the one place cell patterns live) to the
     findings: each finding is linked by at least one entry, except one that says why no cell
     shows it (``Finding.no_cell``), which no entry may link then."""
-    from harness.expectations import ExpectedFailures
+    from harness.verdicts.expectations import ExpectedFailures
     linked = {e.finding for e in ExpectedFailures.load(Path(F.ROOT) / "cases" / "expected_failures").entries}
     assert not [f.slug for f in F.FINDINGS if f.slug not in linked and not f.no_cell]
     assert not [f.slug for f in F.FINDINGS if f.slug in linked and f.no_cell], "drop no_cell: a cell shows it"
 
 
 def test_every_expected_failure_links_a_finding_report() -> None:
-    from harness.expectations import ExpectedFailures
+    from harness.verdicts.expectations import ExpectedFailures
     entries = ExpectedFailures.load(Path(F.ROOT) / "cases" / "expected_failures").entries
     missing = sorted({f"{e.source}: {e.finding}" for e in entries
                       if not e.finding or not (Path(F.ROOT) / "docs" / "findings" / f"{e.finding}.md").exists()})

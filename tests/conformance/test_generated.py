@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from harness.cases import load_catalogue, parse_model_case
-from harness.plan import Cell
-from harness.runner import CellRunner
+from harness.running.plan import Cell
+from harness.running.runner import CellRunner
 from harness.codecs import CodecUnderTest, load_codec
 from harness.drivers.pytorch import PyTorchDriver
-from harness.generate import EXAMPLES, model_cases, record_failure
+from harness.cases.generate import EXAMPLES, model_cases, record_failure
 
 from . import mutant_codecs
 

@@ -17,10 +17,10 @@ import pytest
 
 from harness.cases import load_catalogue
 from harness.paths import CASES_DIR
-from harness.plan import Cell
-from harness.runner import CellRunner
+from harness.running.plan import Cell
+from harness.running.runner import CellRunner
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
-from harness.expectations import ExpectedFailures
+from harness.verdicts.expectations import ExpectedFailures
 
 CAT = load_catalogue()
 CHECKS = ("functional", "jit_py2ts")

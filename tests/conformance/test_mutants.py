@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import torch_build
+from harness.cases import torch_build
 from harness.cases import load_catalogue
-from harness.plan import Cell
-from harness.runner import CellRunner
+from harness.running.plan import Cell
+from harness.running.runner import CellRunner
 from harness.codecs import CodecUnderTest
 from harness.drivers.pytorch import PyTorchDriver
 

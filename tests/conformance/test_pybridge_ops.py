@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import torch_build
+from harness.cases import torch_build
 from harness.cases import OptimizerCase, load_catalogue
 from harness.codecs import load_codec
-from harness.compare import compare_modules, compare_optimizers
-from harness.digest import TensorDigest
+from harness.verdicts.compare import compare_modules, compare_optimizers
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.base import TorchSharpSide
 from harness.drivers.protocol import WorkerParseError, WorkerRuntimeError
 from harness.drivers.pythonnet import PythonnetDriver

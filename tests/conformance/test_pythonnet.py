@@ -23,14 +23,14 @@ import pytest
 
 from harness.cases import load_catalogue
 from harness.paths import CASES_DIR
-from harness.plan import Cell, checks_for
-from harness.runner import CellRunner
+from harness.running.plan import Cell, checks_for
+from harness.running.runner import CellRunner
 from harness.codecs import load_codec
-from harness.digest import TensorDigest
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.pythonnet import PythonnetDriver, column, driver_kind, host_argv, start_pythonnet
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import DEFAULT_VERSION, TorchSharpDriver
-from harness.expectations import ExpectedFailures
+from harness.verdicts.expectations import ExpectedFailures
 from tests.conformance.restarts import assert_crash_cell_then_restart, assert_timeout_then_restart
 
 ROOT = Path(__file__).resolve().parents[2]

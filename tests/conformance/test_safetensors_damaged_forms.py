@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from harness.findings import FindingsUnavailable, chroot_argv
+from harness.findings.repros import FindingsUnavailable, chroot_argv
 
 TRAILING = "8 bytes after the last tensor's data"
 INSIDE = r"""

@@ -22,17 +22,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import native_guard
+from harness.builds import native_guard
 from harness.cases import load_catalogue
 from harness.checks import CHECKS
-from harness.plan import make_cells
-from harness.runner import CellRunner
+from harness.running.plan import make_cells
+from harness.running.runner import CellRunner
 from harness.codecs import load_codec
 from harness.drivers.base import Driver, TorchSharpSide
 from harness.drivers.pytorch import PyTorchDriver
 from harness.drivers.torchsharp import BUILD_ROOT, DEFAULT_VERSION, TorchSharpDriver, build_worker
-from harness.expectations import ExpectedFailures
-from harness.torchsharp_source import SourceBuild, build_source, make_worker, source_columns, start_source_driver
+from harness.verdicts.expectations import ExpectedFailures
+from harness.builds.torchsharp_source import SourceBuild, build_source, make_worker, source_columns, start_source_driver
 
 ROOT = Path(__file__).resolve().parents[2]
 TARBALL = ROOT / "third_party" / "torchsharp" / "TorchSharp-0.107.0-c20b6a1c.tar.gz"

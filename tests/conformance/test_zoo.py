@@ -1,4 +1,4 @@
-"""The model zoo end to end (cases/zoo/, harness/zoo.py): three models, each built by
+"""The model zoo end to end (cases/zoo/, harness/cases/zoo.py): three models, each built by
 torchvision and by TorchSharp's TorchVision, through the structure check, both state
 directions, eval outputs both ways, a train-mode forward and continued SGD-momentum steps,
 against the real TorchSharp worker; plus the zoo's own logic on hand-made values."""
@@ -9,11 +9,11 @@ import torch
 
 from harness.cases import load_catalogue
 from harness.checks.zoo import structure_differences, train_mode_problem
-from harness.digest import TensorDigest
-from harness.plan import Cell, make_cells
-from harness.pytest_plugin import assert_outcome
-from harness.runner import CellRunner
-from harness.zoo import MIN_OUTPUT_SCALE, DegenerateState, ZooError, check_spec, require_scale, zoo_selection
+from harness.verdicts.digest import TensorDigest
+from harness.running.plan import Cell, make_cells
+from harness.running.pytest_plugin import assert_outcome
+from harness.running.runner import CellRunner
+from harness.cases.zoo import MIN_OUTPUT_SCALE, DegenerateState, ZooError, check_spec, require_scale, zoo_selection
 
 MODELS = ("zoo_resnet18", "zoo_mobilenet_v2", "zoo_alexnet")
 CHECKS = ("zoo_structure", "py2ts", "ts2py", "functional", "zoo_outputs_ts2py", "zoo_train_forward",

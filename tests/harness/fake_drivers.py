@@ -15,7 +15,7 @@ import torch
 
 from harness.cases import Case
 from harness.codecs import load_codec
-from harness.digest import TensorDigest
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.base import Capabilities, Digest, TorchSharpSide
 from harness.drivers.protocol import WorkerCrash, WorkerRuntimeError, WorkerSkipped
 from harness.drivers.pytorch import PyTorchDriver

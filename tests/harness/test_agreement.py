@@ -1,13 +1,13 @@
 """The two TorchSharp drivers must agree: a pythonnet cell whose verdict differs from its C#
-twin's is a harness error carrying both answers (harness/agreement.py), in one run and across
+twin's is a harness error carrying both answers (harness/verdicts/agreement.py), in one run and across
 merged shards."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.agreement import cross_check
-from harness.merge import merge_runs
-from harness.outcomes import CellResult
+from harness.verdicts.agreement import cross_check
+from harness.running.merge import merge_runs
+from harness.verdicts.outcomes import CellResult
 from harness.report import Run
 from harness.report.files import write_reports
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import bounds
+from harness.verdicts import bounds
 
 
 def _pair(dtype: torch.dtype, scale_one: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:

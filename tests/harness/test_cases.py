@@ -4,7 +4,7 @@ import json
 import pytest
 
 from harness.cases import CaseError, load_catalogue
-from harness.torch_build import build_model, build_optimizer
+from harness.cases.torch_build import build_model, build_optimizer
 
 
 def test_catalogue_builds_in_pytorch():

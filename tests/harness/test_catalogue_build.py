@@ -13,8 +13,8 @@ from torch import nn
 
 from harness.cases import CORPUS_DIR, load_catalogue
 from harness.paths import CASES_DIR
-from harness.torch_build import (DTYPES, INT_DTYPES, SpecError, SpecSequential, build_model, build_module,
-                                 make_input, train_model)
+from harness.cases.torch_build import (DTYPES, INT_DTYPES, SpecError, SpecSequential, build_model, build_module,
+                                       make_input, train_model)
 
 MODEL_FILES = sorted((CASES_DIR / "models").glob("*.json"))
 

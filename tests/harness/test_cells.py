@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from harness.cases import load_catalogue
-from harness.plan import Cell
-from harness.runner import CellRunner
+from harness.running.plan import Cell
+from harness.running.runner import CellRunner
 from harness.codecs import load_codec
 from harness.drivers.pytorch import PyTorchDriver
-from harness.expectations import ExpectedFailure, ExpectedFailures
+from harness.verdicts.expectations import ExpectedFailure, ExpectedFailures
 
 from .fake_drivers import FakeTorchSharp
 
@@ -114,7 +114,7 @@ def test_tensor_cases_cover_every_dtype_and_edge_shape():
 
 def test_every_small_tensor_case_makes_its_own_dtype_and_shape():
     # (an empty bool tensor once came out as float32: torch.tensor([]) defaults to float)
-    from harness import inputs
+    from harness.cases import inputs
     for case in CAT.tensors.values():
         if "large" in case.features:
             continue
@@ -140,7 +140,7 @@ def test_large_cells_skip_with_the_reason_when_switched_off(tmp_path, monkeypatc
 def test_the_room_for_large_cells_is_measured_once_per_run(tmp_path, monkeypatch):
     """Later large cells find the run's own workers holding memory for them: measuring again
     would make their verdict depend on what ran before and beside them."""
-    import harness.runner as cells
+    import harness.running.runner as cells
     monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
     answers = iter(["a cell of tensors past 2 GiB needs 10 GiB of free memory; 1.0 GiB available", None])
     calls = []
@@ -152,7 +152,7 @@ def test_the_room_for_large_cells_is_measured_once_per_run(tmp_path, monkeypatch
 
 
 def test_a_room_measured_by_the_parent_of_jobs_is_taken_as_given(tmp_path, monkeypatch):
-    import harness.runner as cells
+    import harness.running.runner as cells
     monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
     monkeypatch.setattr(cells, "large_cell_obstacle", lambda d: pytest.fail("measured again"))
     why = "a cell of tensors past 2 GiB needs 10 GiB of free memory; 3.0 GiB available"
@@ -164,7 +164,7 @@ def test_a_room_measured_by_the_parent_of_jobs_is_taken_as_given(tmp_path, monke
 
 
 def test_large_cell_obstacles_name_memory_and_disk(tmp_path, monkeypatch):
-    import harness.runner as cells
+    import harness.running.runner as cells
     monkeypatch.delenv("HARNESS_SKIP_LARGE_TESTS", raising=False)
     monkeypatch.setattr(cells, "LARGE_MIN_MEMORY", 1 << 60)
     assert "free memory" in (cells.large_cell_obstacle(tmp_path / "not" / "yet") or "")
@@ -176,7 +176,7 @@ def test_large_cell_obstacles_name_memory_and_disk(tmp_path, monkeypatch):
 
 
 def test_failing_cell_evidence_drops_only_oversized_files(tmp_path):
-    from harness.evidence import prune_evidence
+    from harness.running.evidence import prune_evidence
     (tmp_path / "big.dat").write_bytes(b"x" * 101)
     (tmp_path / "small.dat").write_bytes(b"y" * 100)
     assert prune_evidence(tmp_path, limit=100) == ["big.dat (101 bytes)"]
@@ -185,7 +185,7 @@ def test_failing_cell_evidence_drops_only_oversized_files(tmp_path):
 
 
 def test_view_load_runs_only_for_cases_with_views_and_passes_a_faithful_fake(tmp_path):
-    from harness.plan import checks_for
+    from harness.running.plan import checks_for
     assert "view_load" in checks_for(next(c for c in CAT.all() if c.name == "buffer_views"))
     assert "view_load" not in checks_for(next(c for c in CAT.all() if c.name == "lenet1"))
     result = runner_with(tmp_path, FakeTorchSharp()).run(cell("buffer_views", "view_load"))
@@ -227,7 +227,7 @@ def test_every_expected_failure_line_matches_a_cell_of_the_default_matrix():
     import fnmatch
 
     from harness.paths import CASES_DIR
-    from harness.plan import make_cells
+    from harness.running.plan import make_cells
     from harness.routes import ROUTES
     ids = [c.id for pt in ("1.13.0a0", "2.6.0")
            for c in make_cells(CAT.all(), pt, ["0.107.0"], "ours", routes=list(ROUTES), large_routes=list(ROUTES))]
@@ -239,8 +239,8 @@ def test_every_expected_failure_line_matches_a_cell_of_the_default_matrix():
 def test_skips_known_before_a_cell_runs_are_the_runners_and_weigh_nothing_for_jobs(tmp_path):
     # What --jobs weighs (matrix_run._will_run) and what the runner skips come from one place
     # (runner.static_obstacle): a check declining a case feature, a route without such state.
-    from harness.matrix_run import _will_run
-    from harness.plan import make_cells
+    from harness.running.matrix_run import _will_run
+    from harness.running.plan import make_cells
     py = PyTorchDriver(load_codec("ours"))
     fake = FakeTorchSharp()
     version = py.capabilities.version  # a run's cells name the PyTorch by its version

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from harness import cli
 from harness.checks import CHECKS
-from harness.console import Console
-from harness.outcomes import CellResult
-from harness.plan import DEVICES
+from harness.running.console import Console
+from harness.verdicts.outcomes import CellResult
+from harness.running.plan import DEVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 

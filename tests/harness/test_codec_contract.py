@@ -1,4 +1,4 @@
-"""The codec contract's judges (harness/codec_contract.py) against hand-made loaders, one fault
+"""The codec contract's judges (harness/verdicts/codec_contract.py) against hand-made loaders, one fault
 each: the codec of this repository passes both contracts, and every fault is named."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy
 import torch
 
 from harness import codec
-from harness.codec_contract import clear_errors, damaged_variants, usable_tensors
+from harness.verdicts.codec_contract import clear_errors, damaged_variants, usable_tensors
 
 
 def _file() -> bytes:
@@ -124,7 +124,7 @@ def test_pytorchs_warning_alone_is_heard_in_a_fresh_process():
     code = (
         "import io, numpy, torch\n"
         "from harness import codec\n"
-        "from harness.codec_contract import usable_tensors\n"
+        "from harness.verdicts.codec_contract import usable_tensors\n"
         "buf = io.BytesIO(); codec.write_state_dict(buf, {'w': torch.arange(6, dtype=torch.float32)})\n"
         "def copied(stream):\n"
         "    private = bytes(bytearray(stream.read()))\n"

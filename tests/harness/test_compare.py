@@ -1,10 +1,10 @@
-"""What two sides hold, compared (harness/compare.py): every difference is a named problem."""
+"""What two sides hold, compared (harness/verdicts/compare.py): every difference is a named problem."""
 from __future__ import annotations
 
 import torch
 
-from harness.compare import compare_modules, compare_optimizers, same_bytes
-from harness.digest import TensorDigest
+from harness.verdicts.compare import compare_modules, compare_optimizers, same_bytes
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.base import OptimizerDigest
 
 W = TensorDigest.of(torch.arange(6, dtype=torch.float32).reshape(2, 3))

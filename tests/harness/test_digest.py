@@ -6,7 +6,7 @@ import hashlib
 import pytest
 import torch
 
-from harness.digest import TensorDigest, f64_hex, tensor_bytes
+from harness.verdicts.digest import TensorDigest, f64_hex, tensor_bytes
 
 
 def _from_bits(bits: list[int], dtype: torch.dtype, int_dtype: torch.dtype) -> torch.Tensor:

@@ -1,13 +1,13 @@
 """docs/findings/README.md's cells table is written from cases/expected_failures/*.toml
-(harness/findings_index.py) and must match the data as it is now."""
+(harness/findings/index.py) and must match the data as it is now."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from harness import findings_index as FI
-from harness.expectations import ExpectedFailures
+from harness.findings import index as FI
+from harness.verdicts.expectations import ExpectedFailures
 from harness.report.readme import ReadmeMarkerError
 
 TOML = '''

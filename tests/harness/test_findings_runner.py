@@ -1,4 +1,4 @@
-"""harness/findings.py's plumbing against FAKE repro programs (tiny Python scripts): verdict
+"""harness/findings/repros.py's plumbing against FAKE repro programs (tiny Python scripts): verdict
 parsing, and a repro that errs raises with its command line and both streams."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import findings as F
+from harness.findings import repros as F
 from harness.drivers.protocol import ProcessFailed
 
 

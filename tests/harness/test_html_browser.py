@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.outcomes import CellResult
+from harness.verdicts.outcomes import CellResult
 from harness.report import Run
 from harness.report import html as html_report
 

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness.diff import diff_runs, main_diff, render_diff
-from harness.outcomes import CellResult
+from harness.verdicts.diff import diff_runs, main_diff, render_diff
+from harness.verdicts.outcomes import CellResult
 from harness.report import Run, json_report
 from harness.report import html as html_report
 from harness.report import junit

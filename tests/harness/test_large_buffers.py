@@ -11,10 +11,10 @@ import numpy
 import pytest
 import torch
 
-from harness import allocator
+from harness.running import allocator
 from harness import codec as trusted_codec
-from harness.compare import _CHUNK, same_bytes
-from harness.digest import TensorDigest, tensor_buffer, tensor_bytes
+from harness.verdicts.compare import _CHUNK, same_bytes
+from harness.verdicts.digest import TensorDigest, tensor_buffer, tensor_bytes
 from harness.drivers.scratch import write_scratch_tensor
 
 

@@ -1,7 +1,7 @@
-"""harness/machine.py's features: the oneDNN ISA levels and the AMD all-zero cache leaf."""
+"""harness/running/machine.py's features: the oneDNN ISA levels and the AMD all-zero cache leaf."""
 from __future__ import annotations
 
-from harness.machine import Machine, amd_cache_leaf_zero, cpuid
+from harness.running.machine import Machine, amd_cache_leaf_zero, cpuid
 
 ZEN5 = frozenset({"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"})
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from harness.cases import load_catalogue
-from harness.merge import MergeError, main_merge, merge_runs
-from harness.outcomes import CellResult
-from harness.plan import (LARGE_CELL_S, estimated_seconds, job_of_cells, make_cells, parse_shard,
-                          plan_fingerprint, shard_of)
+from harness.running.merge import MergeError, main_merge, merge_runs
+from harness.verdicts.outcomes import CellResult
+from harness.running.plan import (LARGE_CELL_S, estimated_seconds, job_of_cells, make_cells, parse_shard,
+                                  plan_fingerprint, shard_of)
 from harness.report import Run
 from harness.report.files import write_reports
 
@@ -168,7 +168,7 @@ def test_the_zoo_outweighs_the_large_cells_and_skipped_cells_weigh_nothing():
 
 
 def test_memory_bounds_the_jobs_and_the_large_jobs():
-    from harness import memory
+    from harness.running import memory
     gib = memory.GiB
     assert memory.auto_jobs(10_000, available=23 * gib, cpus=2) == 2
     assert memory.auto_jobs(10_000, available=6 * gib, cpus=16) == 1
@@ -179,7 +179,7 @@ def test_memory_bounds_the_jobs_and_the_large_jobs():
 
 
 def test_the_zoos_big_models_get_jobs_of_their_own_away_from_the_large_cells():
-    from harness.plan import memory_heavy
+    from harness.running.plan import memory_heavy
     cat = CAT.all()
     by = {c.name: c for c in cat}
     assert memory_heavy(by["zoo_vgg19_bn"]) and memory_heavy(by["zoo_vgg19_bn_adamw"])

@@ -1,5 +1,5 @@
 """The three optimizer tables agree: the codec's LAYOUTS (harness/codec/optim.py), the
-oracle's SPECS (harness/oracle.py) and the C# worker's Optimizers.Table
+oracle's SPECS (harness/verdicts/oracle.py) and the C# worker's Optimizers.Table
 (dotnet/Worker/Optimizers.cs) name the same optimizers, the same TorchSharp class and the
 same option and state fields in the same order (docs/format.md's order: the order the
 fields lie in a file and in a digest).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import oracle
+from harness.verdicts import oracle
 from harness.codec import optim_layouts as codec_optim
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The oracle (harness/oracle.py): the optimizer digest TorchSharp must report after loading
+"""The oracle (harness/verdicts/oracle.py): the optimizer digest TorchSharp must report after loading
 a PyTorch optimizer's state, in docs/format.md's field names and order.
 
 Every optimizer here gets hand-made PyTorch state (set on ``optimizer.state`` directly, no
@@ -13,8 +13,8 @@ import struct
 import pytest
 import torch
 
-from harness.digest import TensorDigest
-from harness.oracle import expected_digest
+from harness.verdicts.digest import TensorDigest
+from harness.verdicts.oracle import expected_digest
 
 # float64 bits, big-endian hex (docs/protocol.md "Value encodings")
 ZERO, NEG_ZERO, ONE = "0000000000000000", "8000000000000000", "3ff0000000000000"
@@ -24,7 +24,7 @@ HALF, TENTH = "3fe0000000000000", "3fb999999999999a"
 
 
 def f32(*xs: float) -> TensorDigest:
-    """Digest of a float32 vector, from bytes packed here (not from harness.digest)."""
+    """Digest of a float32 vector, from bytes packed here (not from harness.verdicts.digest)."""
     data = struct.pack(f"<{len(xs)}f", *xs)
     return TensorDigest("float32", (len(xs),), hashlib.sha256(data).hexdigest())
 

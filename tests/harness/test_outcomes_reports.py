@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from harness.expectations import ExpectedFailureError, ExpectedFailures, base_cell_id
-from harness.outcomes import CellResult
+from harness.verdicts.expectations import ExpectedFailureError, ExpectedFailures, base_cell_id
+from harness.verdicts.outcomes import CellResult
 from harness.report import Run, json_report, markdown
 from harness.report.model import ReportSchemaError
 

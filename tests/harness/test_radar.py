@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import native_guard
+from harness.builds import native_guard
 from harness.radar import classify, history
 from harness.radar import model as m
 from harness.radar.execute import compiler_errors, failed_state
 from harness.radar.main import prepare_all
 from harness.radar.refs import Git, RadarGitError
 from harness.radar.report import RadarRun, render_html, render_md
-from harness.torchsharp_source import PatchDoesNotApply, SourceBuildError
+from harness.builds.torchsharp_source import PatchDoesNotApply, SourceBuildError
 from tests.harness.radar_repo import ROOT, make_repo
 
 
@@ -218,7 +218,7 @@ def test_a_change_already_in_the_base_is_in_base(repo, tmp_path) -> None:
     """A pull request squash-merged before the release: its patch reverts cleanly from the base."""
     import tarfile
     from harness.radar.execute import in_base
-    from harness.torchsharp_source import apply_patch
+    from harness.builds.torchsharp_source import apply_patch
     from tests.harness.radar_repo import PATCH_DIR, TARBALL
     where, refs = repo
     (r,) = prepare_all(Git(where), ["refs/pull/101/head"], None, refs["base"], {})

@@ -11,7 +11,8 @@ import math
 import pytest
 import torch
 
-from harness import reference, torch_build
+from harness.verdicts import reference
+from harness.cases import torch_build
 from harness.cases import load_catalogue
 from harness.codec.optim_layouts import OptimizerRecord
 from harness.codec.optim_torch import optimizer_record_from_torch

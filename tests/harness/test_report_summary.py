@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.diff import main_diff
-from harness.outcomes import CellResult
+from harness.verdicts.diff import main_diff
+from harness.verdicts.outcomes import CellResult
 from harness.report import Run, html, junit, markdown
 from harness.report.files import FINDINGS_DIR, write_reports
 from harness.report.history import HistoryError, append_history, previous_matrix, read_history

@@ -1,7 +1,7 @@
 """The model zoo's section of the reports (harness/report/zoo.py, rendered in matrix.md and index.html)."""
 from __future__ import annotations
 
-from harness.outcomes import CellResult
+from harness.verdicts.outcomes import CellResult
 from harness.report import html, markdown
 from harness.report.model import Run
 from harness.report.zoo import documented_text, zoo_rows

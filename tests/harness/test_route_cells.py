@@ -12,9 +12,9 @@ import pytest
 from harness.cases import load_catalogue
 from harness.codecs import load_codec
 from harness.drivers.pytorch import PyTorchDriver
-from harness.plan import Cell
+from harness.running.plan import Cell
 from harness.routes import ROUTES
-from harness.runner import CellRunner
+from harness.running.runner import CellRunner
 
 from .fake_drivers import FakeTorchSharp
 

@@ -16,9 +16,9 @@ import torch
 from harness.cases import load_catalogue
 from harness.checks import REGISTRY
 from harness.codecs import CodecFailure, load_codec
-from harness.digest import TensorDigest
+from harness.verdicts.digest import TensorDigest
 from harness.drivers.pytorch import PyTorchDriver
-from harness.plan import make_cells
+from harness.running.plan import make_cells
 from harness.routes import DAT, PTH, ROUTES, SAFETENSORS
 from harness.routes.binding import bound_route, bound_variant
 from harness.routes.checkpoint import split_shards, write_checkpoint
@@ -257,7 +257,7 @@ def test_a_cell_binds_both_sides_and_unbinds_however_it_ends() -> None:
 def test_a_codec_raising_on_a_valid_file_in_the_contract_is_the_codecs_failure() -> None:
     # upstream's importsd.py raises TypeError on bfloat16: a failed cell naming the codec, not a harness error
     from harness import codec as ours
-    from harness.codec_contract import usable_tensors
+    from harness.verdicts.codec_contract import usable_tensors
     buf = io.BytesIO()
     ours.save_state_dict({"w": torch.ones(2, dtype=torch.bfloat16)}, buf)
 
@@ -290,9 +290,9 @@ def test_a_dtype_the_route_has_no_name_for_is_a_skip_naming_it() -> None:
 
 
 def test_a_nondeterministic_entry_reads_a_pass_as_xfail_and_the_drivers_may_differ(tmp_path: Path) -> None:
-    from harness.agreement import cross_check
-    from harness.expectations import ExpectedFailures
-    from harness.outcomes import CellResult
+    from harness.verdicts.agreement import cross_check
+    from harness.verdicts.expectations import ExpectedFailures
+    from harness.verdicts.outcomes import CellResult
     (tmp_path / "x.toml").write_text('[[xfail]]\ncells = ["c::py2ts::*"]\nexpect = "bytes differ"\n'
                                      'finding = "f"\nreason = "order decides"\nnondeterministic = true\n')
     xf = ExpectedFailures.load(tmp_path)

@@ -1,4 +1,4 @@
-"""Continued training compared (harness/semantics.py): between the two sides in ULP with the
+"""Continued training compared (harness/verdicts/semantics.py): between the two sides in ULP with the
 per-optimizer tolerance, exact where values must be exact, and each side against the float64
 reference in eps of the scale. Hand-made states: no driver involved."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from harness import semantics
+from harness.verdicts import semantics
 from harness.codec.optim_layouts import OptimizerRecord
-from harness.reference import OptimizerState
+from harness.verdicts.reference import OptimizerState
 
 EPS32 = 2.0 ** -23
 

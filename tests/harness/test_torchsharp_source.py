@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import native_guard
-from harness.diff import ColumnError, column_view, diff_columns, main_diff
-from harness.outcomes import CellResult
+from harness.builds import native_guard
+from harness.verdicts.diff import ColumnError, column_view, diff_columns, main_diff
+from harness.verdicts.outcomes import CellResult
 from harness.report import Run, json_report
-from harness.torchsharp_source import (
+from harness.builds.torchsharp_source import (
     PatchDoesNotApply,
     SourceBuildError,
     apply_patch,
@@ -284,7 +284,7 @@ def test_diff_of_two_columns_of_one_run(tmp_path, capsys):
 
 
 def test_source_of_a_version_nuget_lacks_is_unavailable_with_why(tmp_path):
-    from harness.torchsharp_source import SourceBuild, make_worker
+    from harness.builds.torchsharp_source import SourceBuild, make_worker
     build = SourceBuild(version="9.9.9", key="k", folder=tmp_path, dll=tmp_path / "TorchSharp.dll", source=tmp_path,
                         patches=(), native_sources="")
     with pytest.raises(SourceBuildError, match="runs against NuGet's release of 9.9.9"):

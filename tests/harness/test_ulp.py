@@ -6,7 +6,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from harness.ulp import bitwise_equal, max_ulp, scalar_ulp
+from harness.verdicts.ulp import bitwise_equal, max_ulp, scalar_ulp
 
 
 def f32(bits: int) -> torch.Tensor:

@@ -1,11 +1,11 @@
-"""harness/zoo.py require_scale: a zoo cell on outputs too small, or not finite, checks nothing:
+"""harness/cases/zoo.py require_scale: a zoo cell on outputs too small, or not finite, checks nothing:
 an error saying which (and, given the state, its first non-finite entry)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from harness.zoo import MIN_OUTPUT_SCALE, DegenerateState, nonfinite_entries, require_scale
+from harness.cases.zoo import MIN_OUTPUT_SCALE, DegenerateState, nonfinite_entries, require_scale
 
 
 def test_the_scale_is_recorded_and_a_big_enough_one_passes():

@@ -1,4 +1,4 @@
-// Findings in TorchSharp's TorchVision package (the model zoo, harness/zoo.py):
+// Findings in TorchSharp's TorchVision package (the model zoo, harness/cases/zoo.py):
 //
 // torchvision-resnext101-depth: resnext101_32x8d and resnext101_64x4d build ResNet50's layer
 //   counts [3, 4, 6, 3] (ResNet.cs calls Modules.ResNet.ResNet50), torchvision [3, 4, 23, 3].

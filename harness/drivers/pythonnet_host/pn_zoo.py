@@ -1,6 +1,6 @@
 """The model zoo in the pythonnet driver: a ``TorchVision`` spec built by TorchSharp's own
 TorchVision package (``TorchSharp.torchvision.models.<arch>``), as dotnet/Worker/Zoo.cs does;
-harness/zoo.py says what a zoo case is."""
+harness/cases/zoo.py says what a zoo case is."""
 from __future__ import annotations
 
 import importlib
