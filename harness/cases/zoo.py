@@ -82,8 +82,8 @@ def check_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 # The last torchvision model this process built fresh: its spec and the random state it was
 # built from, a copy of its state, and the random state after. A zoo case's model is built
 # afresh for every cell (and for the float64 reference), and torchvision's random init of
-# vgg's 133 M parameters takes ~2 s of each build (a profile of one vgg11_bn cell,
-# benchmarks/README.md). A rebuild from the same spec and random state skips the init, copies
+# vgg's 133 M parameters takes ~2 s of each build (benchmarks/README.md: a profile of a vgg11_bn
+# cell, and what copying saves). A rebuild from the same spec and random state skips the init, copies
 # the kept values, and leaves the random state where the fresh build left it, so the model and
 # everything drawn after it are the same as a fresh build's. One model kept: cells run case by case.
 _LAST: dict[str, Any] = {}
