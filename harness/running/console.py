@@ -71,10 +71,10 @@ class Console:
     def speed(self, duration_s: float) -> str:
         small_s = max(duration_s - self.large_s, 1e-9)
         rate = (self.done - self.large_n) / small_s
-        text = f"{rate:.1f} cells/s without the {self.large_n} large-tensor cells"
-        if self.large_n:
-            text += f" (they took {self.large_s:.0f} s, {100 * self.large_s / max(duration_s, 1e-9):.0f}% of the run)"
-        return text
+        if not self.large_n:
+            return f"{rate:.1f} cells/s"
+        return (f"{rate:.1f} cells/s without the {self.large_n} large-tensor cells (they took {self.large_s:.0f} s, "
+                f"{100 * self.large_s / max(duration_s, 1e-9):.0f}% of the run)")
 
     def finish(self, duration_s: float, report: str) -> None:
         if self.tty:

@@ -81,6 +81,15 @@ def test_console_shows_what_matters_and_summarises_skips():
     assert not any(ln.startswith("xfail") for ln in lines)
 
 
+def test_a_run_without_large_cells_says_nothing_of_them():
+    out = io.StringIO()
+    console = Console(2, stream=out)
+    for r in (_result("pass"), _result("pass")):
+        console.cell(r)
+    console.finish(4.0, "reports/x/matrix.md")
+    assert "0.5 cells/s" in out.getvalue() and "large-tensor" not in out.getvalue()
+
+
 def test_verbose_console_prints_every_cell():
     out = io.StringIO()
     console = Console(3, verbose=True, stream=out)

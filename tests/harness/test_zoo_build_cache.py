@@ -15,8 +15,9 @@ def _fresh(spec: dict, seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor
 
 
 def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return list(a) == list(b) and all(x.dtype == y.dtype and x.shape == y.shape and
-                                      x.numpy().tobytes() == y.numpy().tobytes() for x, y in zip(a.values(), b.values()))
+    return list(a) == list(b) and all(x.dtype == y.dtype and x.shape == y.shape
+                                      and x.numpy().tobytes() == y.numpy().tobytes()
+                                      for x, y in zip(a.values(), b.values()))
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v3_small", "googlenet", "inception_v3"])
