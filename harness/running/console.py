@@ -69,12 +69,7 @@ class Console:
         self.out.flush()
 
     def speed(self, duration_s: float) -> str:
-        small_s = max(duration_s - self.large_s, 1e-9)
-        rate = (self.done - self.large_n) / small_s
-        if not self.large_n:
-            return f"{rate:.1f} cells/s"
-        return (f"{rate:.1f} cells/s without the {self.large_n} large-tensor cells (they took {self.large_s:.0f} s, "
-                f"{100 * self.large_s / max(duration_s, 1e-9):.0f}% of the run)")
+        return speed_text(self.done, self.large_n, self.large_s, duration_s, "the run")
 
     def finish(self, duration_s: float, report: str) -> None:
         if self.tty:
@@ -94,3 +89,13 @@ class Console:
                        f"{c['skip']} skipped, {c['error']} errors in {duration_s:.1f}s ({self.speed(duration_s)})\n")
         self.out.write(f"reports: {report}\n")
         self.out.flush()
+
+
+def speed_text(cells: int, large_n: int, large_s: float, total_s: float, what: str) -> str:
+    """A run's pace: cells a second without the large-tensor cells (``large_n`` of ``cells``,
+    ``large_s`` of ``total_s`` seconds, which are ``what``: the run, or the jobs' cell time)."""
+    rate = f"{(cells - large_n) / max(total_s - large_s, 1e-9):.1f} cells/s"
+    if not large_n:
+        return rate
+    return (f"{rate} without the {large_n} large-tensor cells, which took {large_s:.0f} s, "
+            f"{100 * large_s / max(total_s, 1e-9):.0f}% of {what}")

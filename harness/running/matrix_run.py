@@ -20,7 +20,7 @@ from harness.cases import Case, load_catalogue
 from harness.checks import CHECKS
 from harness.codecs import CodecLoadError, load_codec
 from harness.routes import ROUTES
-from harness.running.console import Console
+from harness.running.console import Console, speed_text
 from harness.drivers.base import Driver, PythonDriver, TorchSharpSide
 from harness.running.evidence import ReproSpec
 from harness.verdicts.expectations import ExpectedFailures
@@ -175,15 +175,10 @@ def run_jobs(args: argparse.Namespace, jobs: int, run_id: str, out: Path) -> int
     append_history(run, Path(args.out) / HISTORY_NAME, out / "matrix.json")
     s = run.summary
     large = [c for c in run.cells if "large" in c.features and c.outcome != "skip"]
-    large_s = sum(c.duration_s for c in large)
-    small_s = sum(c.duration_s for c in run.cells) - large_s
-    speed = f"{(len(run.cells) - len(large)) / small_s:.1f} cells/s of cell time" if small_s > 0 else ""
-    if large:
-        speed = (f"{speed} without the {len(large)} large-tensor cells, which took {large_s:.0f} s" if speed else
-                 f"the {len(large)} large-tensor cells took {large_s:.0f} s of cell time")
-    speed = f"; {speed}" if speed else ""
+    speed = speed_text(len(run.cells), len(large), sum(c.duration_s for c in large),
+                       sum(c.duration_s for c in run.cells), "the cell time")
     print(f"{s['pass']} passed, {s['fail']} failed, {s['xfail']} xfailed, {s['xpass']} xpassed, {s['skip']} skipped, "
-          f"{s['error']} errors in {run.duration_s:.1f}s (the longest of {jobs} jobs{speed})")
+          f"{s['error']} errors in {run.duration_s:.1f}s (the longest of {jobs} jobs; cell time: {speed})")
     print(f"reports: {out}/matrix.md")
     return 3 if 3 in codes else (0 if run.ok else 1)
 

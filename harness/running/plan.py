@@ -135,11 +135,9 @@ def job_of_cells(cells: Sequence[Cell], jobs: int, large_jobs: int,
         raise ValueError(f"large_jobs must be between 1 and jobs ({jobs}), not {large_jobs}")
     load = [0.0] * jobs
     out = [0] * len(cells)
-    large = [i for i, c in enumerate(cells) if "large" in c.case.features]
-    big_zoo = [i for i, c in enumerate(cells) if memory_heavy(c.case) and "large" not in c.case.features]
-    light = [i for i, c in enumerate(cells) if not memory_heavy(c.case)]
-    for i in large + big_zoo + light:
-        pool = heavy_pool(cells[i].case, jobs, large_jobs) if memory_heavy(cells[i].case) else range(jobs)
+    rank = [0 if "large" in c.case.features else 1 if memory_heavy(c.case) else 2 for c in cells]
+    for i in sorted(range(len(cells)), key=lambda i: rank[i]):  # large, big zoo, the rest; each in plan order
+        pool = heavy_pool(cells[i].case, jobs, large_jobs) if rank[i] < 2 else range(jobs)
         job = min(pool, key=lambda k: (load[k], k))
         out[i] = job
         if runs is None or runs(cells[i]):
